@@ -1,0 +1,150 @@
+//! Kafka plumbing shared by the services, the test kit and xtask: the topic names of the
+//! contract, one place that turns settings into an rdkafka `ClientConfig`, and topic
+//! administration (create if absent, delete, wait until the broker answers).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Where a local broker listens (`cargo xtask infra up`).
+pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
+/// The topic of document events; its record key is the document id.
+pub const DOCUMENTS_TOPIC: &str = "documents.t";
+/// Partitions of [`DOCUMENTS_TOPIC`]: enough to show per-partition ordering and lag.
+pub const DOCUMENTS_TOPIC_PARTITIONS: i32 = 3;
+/// Records that a consumer could not handle, with the reason and origin in headers.
+pub const DLQ_TOPIC: &str = "documents.dlq.t";
+/// One partition keeps the dead letters in the order they were met.
+pub const DLQ_TOPIC_PARTITIONS: i32 = 1;
+
+/// Errors of topic administration, each naming the topic or address concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("cannot create a Kafka client for {bootstrap}: {source}")]
+    Client {
+        bootstrap: String,
+        source: KafkaError,
+    },
+    #[error("Kafka at {bootstrap} did not answer a metadata request within {waited:?}: {source}")]
+    Unreachable {
+        bootstrap: String,
+        waited: Duration,
+        source: KafkaError,
+    },
+    #[error("cannot {action} topic {topic}: {reason}")]
+    Topic {
+        action: &'static str,
+        topic: String,
+        reason: String,
+    },
+}
+
+/// Settings common to every Kafka client of the platform.
+///
+/// `bootstrap` is a comma-separated `host:port` list, as in `KAFKA_BOOTSTRAP_SERVERS`.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        // librdkafka's own default is to resolve "localhost" to IPv6 first; a local broker
+        // listens on 127.0.0.1 only, so prefer IPv4 to avoid a failed first connection.
+        .set("broker.address.family", "v4");
+    config
+}
+
+/// A client for topic administration, with the same settings as every other client.
+pub fn admin_client(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, AdminError> {
+    client_config(bootstrap)
+        .create()
+        .map_err(|source| AdminError::Client {
+            bootstrap: bootstrap.to_owned(),
+            source,
+        })
+}
+
+/// Asks the cluster for its metadata until it answers or `timeout` passes, and returns
+/// the number of brokers that answered. Blocking: call it from `spawn_blocking` in async
+/// code.
+pub fn wait_for_broker(bootstrap: &str, timeout: Duration) -> Result<usize, AdminError> {
+    let consumer: BaseConsumer =
+        client_config(bootstrap)
+            .create()
+            .map_err(|source| AdminError::Client {
+                bootstrap: bootstrap.to_owned(),
+                source,
+            })?;
+    let started = Instant::now();
+    loop {
+        let left = timeout.saturating_sub(started.elapsed());
+        match consumer.fetch_metadata(None, left.min(Duration::from_secs(2))) {
+            Ok(metadata) if !metadata.brokers().is_empty() => return Ok(metadata.brokers().len()),
+            Ok(_) => {}
+            Err(source) if started.elapsed() >= timeout => {
+                return Err(AdminError::Unreachable {
+                    bootstrap: bootstrap.to_owned(),
+                    waited: started.elapsed(),
+                    source,
+                });
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Creates `topic` with `partitions` partitions and one replica, unless it exists.
+/// Returns whether it was created now.
+pub async fn ensure_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+) -> Result<bool, AdminError> {
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .map_err(|e| topic_error("create", topic, e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+        Some(Err((_, code))) => Err(topic_error("create", topic, code.to_string())),
+        None => Err(topic_error(
+            "create",
+            topic,
+            "no result from the broker".into(),
+        )),
+    }
+}
+
+/// Deletes `topic`; a topic that does not exist is not an error.
+pub async fn delete_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<(), AdminError> {
+    let results = admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .map_err(|e| topic_error("delete", topic, e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) => Ok(()),
+        Some(Err((_, code))) => Err(topic_error("delete", topic, code.to_string())),
+        None => Err(topic_error(
+            "delete",
+            topic,
+            "no result from the broker".into(),
+        )),
+    }
+}
+
+fn topic_error(action: &'static str, topic: &str, reason: String) -> AdminError {
+    AdminError::Topic {
+        action,
+        topic: topic.to_owned(),
+        reason,
+    }
+}

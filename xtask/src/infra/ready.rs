@@ -1,0 +1,60 @@
+//! Asking the servers whether they really serve (Kafka answers a metadata request,
+//! Cassandra a CQL query), and putting in place what the platform expects of them:
+//! its topics and its schema.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// One probe of Kafka: the number of brokers in its metadata.
+pub fn kafka(address: &str, timeout: Duration) -> Result<usize> {
+    Ok(messaging::wait_for_broker(address, timeout)?)
+}
+
+/// One probe of Cassandra: its release version, read with CQL.
+pub fn cassandra(address: &str, timeout: Duration) -> Result<String> {
+    runtime()?.block_on(async {
+        let session = store::connect(address, timeout).await?;
+        Ok(store::release_version(&session).await?)
+    })
+}
+
+/// Creates the platform's topics where they are missing.
+pub fn create_topics(address: &str) -> Result<()> {
+    runtime()?.block_on(async {
+        let admin = messaging::admin_client(address)?;
+        for (topic, partitions) in [
+            (
+                messaging::DOCUMENTS_TOPIC,
+                messaging::DOCUMENTS_TOPIC_PARTITIONS,
+            ),
+            (messaging::DLQ_TOPIC, messaging::DLQ_TOPIC_PARTITIONS),
+        ] {
+            let created = messaging::ensure_topic(&admin, topic, partitions).await?;
+            let verb = if created { "created" } else { "exists" };
+            eprintln!("  topic {topic} ({partitions} partitions): {verb}");
+        }
+        Ok(())
+    })
+}
+
+/// Applies `libs/store/schema.cql` to the platform's keyspace.
+pub fn apply_schema(address: &str) -> Result<()> {
+    runtime()?.block_on(async {
+        let session = store::connect(address, Duration::from_secs(10)).await?;
+        let keyspace = store::Keyspace::new(store::DEFAULT_KEYSPACE, 1)?;
+        store::schema::apply(&session, &keyspace).await?;
+        eprintln!(
+            "  schema libs/store/schema.cql applied to keyspace {}",
+            keyspace.name()
+        );
+        Ok(())
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a Tokio runtime")
+}

@@ -1,0 +1,68 @@
+//! `cargo xtask`: builds, runs and tests kafka-cqrs with nothing but Cargo, a JDK and Maven.
+//!
+//! Each subcommand lives in its own module with a `run` function; every external command
+//! is echoed before it runs (see `cmd`), so that what xtask does can be done by hand.
+
+mod cmd;
+mod infra;
+mod paths;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Run, test and operate kafka-cqrs locally",
+    long_about = "Run, test and operate kafka-cqrs locally.\n\n\
+        Kafka and Cassandra run as local JVM processes (Java 17, jars from Maven Central \
+        through `mvn`); their jars, data and logs live under target/infra/.",
+    after_help = "Start here:\n  cargo xtask up      start the system\n  cargo xtask test    \
+        run every check and test\n  cargo xtask down    stop what `up` started"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the system: Kafka and Cassandra (the services join in later issues).
+    Up,
+    /// Stop everything `up` started.
+    Down {
+        /// Also delete the data and logs of Kafka and Cassandra (the jars stay cached).
+        #[arg(long)]
+        clean: bool,
+    },
+    /// Show what runs, where, and whether it answers.
+    Status,
+    /// Manage the local Kafka and Cassandra alone.
+    Infra {
+        #[command(subcommand)]
+        command: infra::Command,
+    },
+    /// Run formatting and lint checks and every test against the real servers.
+    Test(test::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up => infra::run(infra::Command::Up),
+        Command::Down { clean } => infra::run(infra::Command::Down { clean }),
+        Command::Status => infra::run(infra::Command::Status),
+        Command::Infra { command } => infra::run(command),
+        Command::Test(args) => test::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nerror: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

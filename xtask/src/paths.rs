@@ -1,0 +1,30 @@
+//! Where things are: the workspace root and the directories under `target/` that xtask owns.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// `target/infra`: jars, configuration, data and logs of the local servers.
+pub fn infra_dir() -> PathBuf {
+    root().join("target").join("infra")
+}
+
+/// `deployment/local`: the committed configuration of the local servers.
+pub fn local_config_dir() -> PathBuf {
+    root().join("deployment").join("local")
+}
+
+/// A path relative to the workspace root when it is inside it, for messages.
+pub fn display(path: &Path) -> String {
+    let root = root();
+    path.strip_prefix(&root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,123 @@
+//! `cargo xtask test`: the README's test command. Formatting and lints first (cheap, and
+//! they fail fast), then the real Kafka and Cassandra (started here if they are not up,
+//! and stopped again afterwards), then every test, then a short summary.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::{cmd, infra};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Skip `cargo fmt --check` and `cargo clippy`.
+    #[arg(long)]
+    no_lint: bool,
+    /// Leave Kafka and Cassandra running even if this command started them.
+    #[arg(long)]
+    keep_infra: bool,
+    /// Arguments passed on to the test runner (cargo nextest run, or cargo test), e.g. a
+    /// test name filter.
+    #[arg(last = true)]
+    runner_args: Vec<String>,
+}
+
+/// The outcome of one step, for the summary.
+#[derive(Debug)]
+struct Step {
+    name: &'static str,
+    took: Duration,
+    outcome: Result<()>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut steps = Vec::new();
+    let mut step = |name: &'static str, action: &mut dyn FnMut() -> Result<()>| {
+        eprintln!("\n== {name}");
+        let started = Instant::now();
+        let outcome = action();
+        let ok = outcome.is_ok();
+        steps.push(Step {
+            name,
+            took: started.elapsed(),
+            outcome,
+        });
+        ok
+    };
+
+    let mut lint_ok = true;
+    if !args.no_lint {
+        lint_ok = step("format", &mut || {
+            cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
+        }) && step("clippy", &mut || {
+            cmd::run(Command::new("cargo").args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        });
+    }
+
+    let mut started_infra = false;
+    if lint_ok {
+        let infra_ok = step("infrastructure", &mut || {
+            if infra::is_serving() {
+                eprintln!("Kafka and Cassandra already serve: using them as they are.");
+                Ok(())
+            } else {
+                started_infra = true;
+                infra::up()
+            }
+        });
+        if infra_ok {
+            step("tests", &mut || {
+                cmd::run(&mut test_runner(&args.runner_args))
+            });
+        }
+        if started_infra && !args.keep_infra {
+            step("stop infrastructure", &mut infra::down_quietly);
+        }
+    }
+
+    eprintln!("\n== summary");
+    let mut failed = 0;
+    for s in &steps {
+        let verdict = if s.outcome.is_ok() { "ok" } else { "FAILED" };
+        eprintln!(
+            "{:<22} {:<7} {:>6.1}s",
+            s.name,
+            verdict,
+            s.took.as_secs_f64()
+        );
+        if let Err(error) = &s.outcome {
+            failed += 1;
+            eprintln!("    {error:#}");
+        }
+    }
+    let passed = steps.len() - failed;
+    println!("xtask: {passed} passed, {failed} failed");
+    if failed > 0 || !lint_ok {
+        bail!("{failed} step(s) failed; see above");
+    }
+    Ok(())
+}
+
+/// cargo-nextest when it is installed (parallel, per-test processes), else cargo test.
+fn test_runner(extra: &[String]) -> Command {
+    let has_nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut command = Command::new("cargo");
+    if has_nextest {
+        command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        command.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    command.args(extra);
+    command
+}
