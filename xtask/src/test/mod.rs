@@ -9,6 +9,8 @@ use anyhow::{Result, bail};
 
 use crate::{cmd, infra};
 
+mod tally;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Skip `cargo fmt --check` and `cargo clippy`.
@@ -38,6 +40,9 @@ pub fn run(args: Args) -> Result<()> {
         let started = Instant::now();
         let outcome = action();
         let ok = outcome.is_ok();
+        if let Err(error) = &outcome {
+            eprintln!("{name} failed: {error:#}");
+        }
         steps.push(Step {
             name,
             took: started.elapsed(),
@@ -62,6 +67,7 @@ pub fn run(args: Args) -> Result<()> {
         });
     }
 
+    let mut tests = tally::Tally::default();
     let mut started_infra = false;
     if lint_ok {
         let infra_ok = step("infrastructure", &mut || {
@@ -75,7 +81,9 @@ pub fn run(args: Args) -> Result<()> {
         });
         if infra_ok {
             step("tests", &mut || {
-                cmd::run(&mut test_runner(&args.runner_args))
+                let (counted, outcome) = tally::run(&mut test_runner(&args.runner_args));
+                tests.add(&counted);
+                outcome
             });
         }
         if started_infra && !args.keep_infra {
@@ -98,8 +106,11 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("    {error:#}");
         }
     }
-    let passed = steps.len() - failed;
-    println!("xtask: {passed} passed, {failed} failed");
+    // The last line counts tests, not steps: it is what CI and people read first.
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        tests.passed, tests.failed, tests.ignored
+    );
     if failed > 0 || !lint_ok {
         bail!("{failed} step(s) failed; see above");
     }
