@@ -22,6 +22,32 @@ pub const DLQ_TOPIC: &str = "documents.dlq.t";
 /// One partition keeps the dead letters in the order they were met.
 pub const DLQ_TOPIC_PARTITIONS: i32 = 1;
 
+/// Kafka settings every service takes (environment variables, or flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka brokers to bootstrap from, comma-separated host:port.
+    #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+    /// The topic of document events.
+    #[arg(long = "kafka-topic", env = "KAFKA_TOPIC", default_value = DOCUMENTS_TOPIC)]
+    pub topic: String,
+}
+
+impl KafkaArgs {
+    /// Settings for tests: the given brokers and topic.
+    pub fn new(bootstrap_servers: &str, topic: &str) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            topic: topic.to_owned(),
+        }
+    }
+
+    /// A client configuration for these brokers.
+    pub fn client_config(&self) -> ClientConfig {
+        client_config(&self.bootstrap_servers)
+    }
+}
+
 /// Errors of topic administration, each naming the topic or address concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -147,4 +173,29 @@ fn topic_error(action: &'static str, topic: &str, reason: String) -> AdminError 
         topic: topic.to_owned(),
         reason,
     }
+}
+
+/// The value of the first header called `name`, if it is there and is UTF-8.
+pub fn header_str<'a, H: rdkafka::message::Headers>(
+    headers: Option<&'a H>,
+    name: &str,
+) -> Option<&'a str> {
+    headers?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Whether a broker answers a metadata request within two seconds: the readiness probe
+/// of every service that uses Kafka. Runs the blocking request off the async threads.
+pub async fn ping(bootstrap: &str) -> Result<(), String> {
+    let bootstrap = bootstrap.to_owned();
+    tokio::task::spawn_blocking(move || {
+        wait_for_broker(&bootstrap, Duration::from_secs(2))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("Kafka probe failed: {e}"))?
 }

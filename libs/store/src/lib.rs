@@ -1,18 +1,62 @@
 //! Cassandra for kafka-cqrs: the default addresses, session setup and the schema file.
 
+mod documents;
 pub mod schema;
 
 use std::time::Duration;
 
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
+pub use documents::{DocumentStore, Operation};
 pub use schema::Keyspace;
 
 /// Where a local Cassandra listens (`cargo xtask infra up`).
 pub const DEFAULT_CONTACT_POINTS: &str = "127.0.0.1:9042";
 /// The keyspace of the read model.
 pub const DEFAULT_KEYSPACE: &str = "documents";
+
+/// Cassandra settings every service that uses it takes (environment variables, or flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CassandraArgs {
+    /// Cassandra nodes to contact first, comma-separated host:port.
+    #[arg(long = "cassandra-contact-points", env = "CASSANDRA_CONTACT_POINTS", default_value = DEFAULT_CONTACT_POINTS)]
+    pub contact_points: String,
+    /// The keyspace of the read model; created with the schema when missing.
+    #[arg(long = "cassandra-keyspace", env = "CASSANDRA_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
+    pub keyspace: String,
+    /// Replication factor used when the keyspace is created.
+    #[arg(
+        long = "cassandra-replication-factor",
+        env = "CASSANDRA_REPLICATION_FACTOR",
+        default_value_t = 1
+    )]
+    pub replication_factor: u8,
+    /// How long one query may take before it counts as failed, in milliseconds.
+    #[arg(
+        long = "cassandra-request-timeout-ms",
+        env = "CASSANDRA_REQUEST_TIMEOUT_MS",
+        default_value_t = 3000
+    )]
+    pub request_timeout_ms: u64,
+}
+
+impl CassandraArgs {
+    /// Settings for tests: the given nodes and keyspace.
+    pub fn new(contact_points: &str, keyspace: &str) -> Self {
+        Self {
+            contact_points: contact_points.to_owned(),
+            keyspace: keyspace.to_owned(),
+            replication_factor: 1,
+            request_timeout_ms: 3000,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
 
 /// Errors of the Cassandra boundary, each naming what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +76,8 @@ pub enum StoreError {
         statement: String,
         source: Box<scylla::errors::ExecutionError>,
     },
+    #[error("Cassandra cannot prepare {statement:?}: {reason}")]
+    Prepare { statement: String, reason: String },
     #[error("unexpected result of {statement:?}: {reason}")]
     Decode { statement: String, reason: String },
 }
@@ -45,11 +91,16 @@ pub fn parse_contact_points(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Opens a session to the cluster at `contact_points` (a comma-separated list).
+/// Opens a session to the cluster at `contact_points` (a comma-separated list); both
+/// connecting and each query are bounded by `timeout`.
 pub async fn connect(contact_points: &str, timeout: Duration) -> Result<Session, StoreError> {
+    let profile = ExecutionProfile::builder()
+        .request_timeout(Some(timeout))
+        .build();
     SessionBuilder::new()
         .known_nodes(parse_contact_points(contact_points))
         .connection_timeout(timeout)
+        .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
         .map_err(|source| StoreError::Connect {

@@ -9,6 +9,12 @@
 //! ScyllaDB (Cassandra's wire protocol) with testcontainers instead.
 
 mod containers;
+pub mod faults;
+mod helpers;
+
+pub use helpers::{
+    committed_offsets, end_offsets, eventually, header, http, produce, read_records,
+};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -81,7 +81,15 @@ pub fn run(args: Args) -> Result<()> {
         });
         if infra_ok {
             step("tests", &mut || {
-                let (counted, outcome) = tally::run(&mut test_runner(&args.runner_args));
+                let runner = test_runner(&args.runner_args, Phase::Parallel);
+                let (counted, outcome) = tally::run(&mut runner?);
+                tests.add(&counted);
+                outcome
+            });
+            // Fault tests freeze the shared Kafka or Cassandra: they run alone, afterwards.
+            step("fault tests (serial)", &mut || {
+                let runner = test_runner(&args.runner_args, Phase::Serial);
+                let (counted, outcome) = tally::run(&mut runner?);
                 tests.add(&counted);
                 outcome
             });
@@ -117,8 +125,20 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Tests whose name starts with this stop a shared server (see `testkit::faults`).
+const SERIAL_PREFIX: &str = "outage_";
+
+/// Which tests a run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Every test but the fault tests, in parallel.
+    Parallel,
+    /// Only the fault tests, one at a time.
+    Serial,
+}
+
 /// cargo-nextest when it is installed (parallel, per-test processes), else cargo test.
-fn test_runner(extra: &[String]) -> Command {
+fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
     let has_nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -126,9 +146,28 @@ fn test_runner(extra: &[String]) -> Command {
     let mut command = Command::new("cargo");
     if has_nextest {
         command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        command.args(extra);
+        match phase {
+            Phase::Parallel => command.args(["-E", &format!("not test(/^{SERIAL_PREFIX}/)")]),
+            Phase::Serial => command.args([
+                "-E",
+                &format!("test(/^{SERIAL_PREFIX}/)"),
+                "--test-threads",
+                "1",
+                "--no-tests",
+                "warn",
+            ]),
+        };
     } else {
         command.args(["test", "--workspace", "--no-fail-fast"]);
+        if phase == Phase::Serial && !extra.is_empty() {
+            bail!("test name filters apply to the parallel phase only");
+        }
+        command.arg("--");
+        match phase {
+            Phase::Parallel => command.args(extra).args(["--skip", SERIAL_PREFIX]),
+            Phase::Serial => command.args([SERIAL_PREFIX, "--test-threads", "1"]),
+        };
     }
-    command.args(extra);
-    command
+    Ok(command)
 }

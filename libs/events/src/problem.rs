@@ -1,0 +1,94 @@
+//! Problem bodies (RFC 9457, `application/problem+json`), and the one table that says
+//! which HTTP status each kind of problem gets.
+
+use serde::{Deserialize, Serialize};
+
+/// Every kind of error a client of the platform can meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Wrong or missing `Content-Type`.
+    UnsupportedMediaType,
+    /// The body is not JSON at all.
+    MalformedJson,
+    /// JSON of the wrong shape: wrong field types, unknown fields, a missing `id`.
+    InvalidCommand,
+    /// A body over the limit.
+    PayloadTooLarge,
+    /// A path or query parameter that is not what it must be (e.g. not a UUID).
+    InvalidParameter,
+    /// Kafka or Cassandra did not answer in time; try again later.
+    Unavailable,
+    /// Too many concurrent streams.
+    TooManyRequests,
+    /// A bug on our side.
+    Internal,
+}
+
+impl ProblemKind {
+    /// The HTTP status of this kind of problem.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::UnsupportedMediaType => 415,
+            Self::MalformedJson => 400,
+            Self::InvalidCommand => 422,
+            Self::PayloadTooLarge => 413,
+            Self::InvalidParameter => 400,
+            Self::Unavailable => 503,
+            Self::TooManyRequests => 429,
+            Self::Internal => 500,
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::MalformedJson => "malformed-json",
+            Self::InvalidCommand => "invalid-command",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::InvalidParameter => "invalid-parameter",
+            Self::Unavailable => "unavailable",
+            Self::TooManyRequests => "too-many-requests",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::MalformedJson => "Malformed JSON",
+            Self::InvalidCommand => "Invalid command",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::InvalidParameter => "Invalid parameter",
+            Self::Unavailable => "Service unavailable",
+            Self::TooManyRequests => "Too many requests",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+/// An RFC 9457 problem body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URN naming the kind of problem, stable for clients to match on.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What was wrong with this request, and how to fix it.
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:kafka-cqrs:problem:{}", kind.slug()),
+            title: kind.title().to_owned(),
+            status: kind.status(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a problem always serialises")
+    }
+}

@@ -1,0 +1,184 @@
+//! The consume loop: one record at a time, in partition order. A record is applied to
+//! Cassandra (retrying with backoff, never moving past it, while Cassandra fails) or
+//! dead-lettered, and only then is its offset stored for the next commit.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use events::{Event, mime};
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use store::DocumentStore;
+use telemetry::names;
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letters::{DeadLetters, Reason};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether a record was dealt with or the loop was told to stop first.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Interrupted,
+}
+
+/// What the loop needs.
+pub struct Projection {
+    pub consumer: StreamConsumer,
+    pub store: DocumentStore,
+    pub dead_letters: DeadLetters,
+    pub group: String,
+}
+
+impl std::fmt::Debug for Projection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection")
+            .field("group", &self.group)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Projection {
+    /// Consumes until `shutdown`, then commits the offsets of what was applied.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                message = self.consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "Kafka consumer error");
+                    if pause(&shutdown, Duration::from_millis(500)).await == Outcome::Interrupted {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if self.handle(&message, &shutdown).await == Outcome::Interrupted {
+                break;
+            }
+            // Stored here, committed by the next auto-commit or at shutdown: an offset is
+            // never committed before its record was applied or dead-lettered.
+            if let Err(error) = self.consumer.store_offset_from_message(&message) {
+                // The partition was revoked meanwhile; its new owner applies the record
+                // again, which is harmless (applying is idempotent).
+                tracing::warn!(%error, "offset not stored");
+            }
+            metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => message.topic().to_owned(), "group" => self.group.clone())
+                .increment(1);
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!("offsets committed at shutdown"),
+            // Nothing stored since the last commit is not a problem.
+            Err(error) => tracing::info!(%error, "no offsets committed at shutdown"),
+        }
+    }
+
+    async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Outcome {
+        let content_type = messaging::header_str(message.headers(), "content-type");
+        if content_type.is_none_or(|ct| !mime::matches(ct, mime::EVENT)) {
+            let detail = format!("content-type {content_type:?} is not {}", mime::EVENT);
+            return self
+                .dead_letter(message, Reason::UnknownContentType, &detail, shutdown)
+                .await;
+        }
+        let event = match Event::from_json(message.payload().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(error) => {
+                let detail = format!("not an event: {error}");
+                return self
+                    .dead_letter(message, Reason::Unparseable, &detail, shutdown)
+                    .await;
+            }
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let result = self.store.apply(&event, message.offset()).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            match result {
+                Ok(operation) => {
+                    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => operation.as_str(), "outcome" => "ok")
+                        .record(elapsed);
+                    let latency = (Utc::now() - event.header.timestamp)
+                        .to_std()
+                        .unwrap_or_default();
+                    metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "persisted")
+                        .record(latency.as_secs_f64());
+                    tracing::debug!(
+                        event = event.header.kind.as_str(),
+                        document = %event.payload.id,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "event applied"
+                    );
+                    return Outcome::Done;
+                }
+                Err(error) => {
+                    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => "apply", "outcome" => "error")
+                        .record(elapsed);
+                    tracing::warn!(
+                        %error,
+                        attempt,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "Cassandra write failed; retrying the same record"
+                    );
+                }
+            }
+            if pause(shutdown, backoff).await == Outcome::Interrupted {
+                return Outcome::Interrupted;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: Reason,
+        detail: &str,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.dead_letters.send(message, reason, detail).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        reason = reason.as_str(),
+                        detail,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "record sent to the dead-letter topic"
+                    );
+                    return Outcome::Done;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "dead letter not stored; retrying");
+                }
+            }
+            if pause(shutdown, backoff).await == Outcome::Interrupted {
+                return Outcome::Interrupted;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Sleeps for `duration` unless `shutdown` comes first.
+async fn pause(shutdown: &CancellationToken, duration: Duration) -> Outcome {
+    tokio::select! {
+        () = shutdown.cancelled() => Outcome::Interrupted,
+        () = tokio::time::sleep(duration) => Outcome::Done,
+    }
+}

@@ -1,0 +1,92 @@
+//! Building and running the persister: `Application::build` connects to Kafka and
+//! Cassandra and binds the port, `run_until_stopped` consumes and serves health until the
+//! shutdown token is cancelled, then commits what it applied.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use store::DocumentStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::consume::Projection;
+use crate::dead_letters::DeadLetters;
+
+/// A persister ready to run.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    bootstrap: String,
+    projection: Projection,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self> {
+        let store = DocumentStore::open(&config.cassandra)
+            .await
+            .context("cannot open the read model in Cassandra")?;
+        let consumer: StreamConsumer = config
+            .kafka
+            .client_config()
+            .set("group.id", &config.group_id)
+            // A new group starts from the beginning: the read model is the whole history.
+            .set("auto.offset.reset", "earliest")
+            // Offsets are stored by hand once a record is applied, and committed by the
+            // client in the background (and synchronously at shutdown).
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        consumer
+            .subscribe(&[&config.kafka.topic])
+            .context("cannot subscribe to the documents topic")?;
+        let dead_letters = DeadLetters::new(&config.kafka, &config.dlq_topic)
+            .context("cannot create the dead-letter producer")?;
+        let listener = config.http.bind().await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            bootstrap: config.kafka.bootstrap_servers.clone(),
+            projection: Projection {
+                consumer,
+                store,
+                dead_letters,
+                group: config.group_id,
+            },
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes and serves health until `shutdown` is cancelled; then the record in hand
+    /// is finished (or left for the next run), offsets are committed, and it returns.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
+        let store = self.projection.store.clone();
+        let bootstrap = self.bootstrap;
+        let ready: web::ReadinessCheck = Arc::new(move || {
+            let store = store.clone();
+            let bootstrap = bootstrap.clone();
+            Box::pin(async move {
+                messaging::ping(&bootstrap).await?;
+                store
+                    .ping()
+                    .await
+                    .map_err(|e| format!("Cassandra does not answer: {e}"))
+            })
+        });
+        let router = web::health_routes(ready);
+        let http = tokio::spawn(web::serve(self.listener, router, shutdown.clone()));
+        self.projection.run(shutdown.clone()).await;
+        http.await??;
+        tracing::info!("persister stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! What the persister's tests share: spawning it on a topic and keyspace of their own,
+//! writing events, and reading the table back.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use events::{Document, Event, mime};
+use persister::{Application, Config};
+use testkit::{TestKeyspace, TestTopic};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A running persister; cancel `shutdown` and await `task` to stop it cleanly.
+pub struct Persister {
+    pub group: String,
+    pub port: u16,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Persister {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("persister task")
+            .expect("persister stops cleanly");
+    }
+}
+
+pub async fn spawn_persister(
+    topic: &TestTopic,
+    dlq: &TestTopic,
+    keyspace: &TestKeyspace,
+) -> Persister {
+    let infra = testkit::infra();
+    let config = Config::for_tests(
+        &infra.bootstrap,
+        &topic.name,
+        &dlq.name,
+        &infra.contact_points,
+        keyspace.name(),
+    );
+    spawn_with(config).await
+}
+
+pub async fn spawn_with(config: Config) -> Persister {
+    let group = config.group_id.clone();
+    let app = Application::build(config).await.expect("persister starts");
+    let port = app.port();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    Persister {
+        group,
+        port,
+        shutdown,
+        task,
+    }
+}
+
+/// Publishes `event` as the producer would; returns its partition and offset.
+pub async fn publish(topic: &TestTopic, event: &Event) -> (i32, i64) {
+    testkit::produce(
+        &topic.name,
+        &event.key(),
+        &event.to_json(),
+        Some(mime::EVENT),
+    )
+    .await
+}
+
+pub fn trace() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+pub fn create(id: Uuid, author: &str, text: &str) -> Event {
+    let command = events::CreateDocument {
+        author: Some(author.into()),
+        text: Some(text.into()),
+    };
+    Event::created(id, command, trace())
+}
+
+pub fn update(id: Uuid, author: Option<&str>, text: Option<&str>) -> Event {
+    let command = events::UpdateDocument {
+        id,
+        author: author.map(Into::into),
+        text: text.map(Into::into),
+    };
+    Event::updated(command, trace())
+}
+
+/// Every row of the keyspace's documents table, sorted by id.
+pub async fn rows(keyspace: &TestKeyspace) -> Vec<Document> {
+    let mut rows: Vec<Document> = keyspace
+        .session
+        .query_unpaged(
+            format!("SELECT id, author, text FROM {}.documents", keyspace.name()),
+            (),
+        )
+        .await
+        .expect("select")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(Uuid, Option<String>, Option<String>)>()
+        .expect("row type")
+        .map(|row| {
+            let (id, author, text) = row.expect("row");
+            Document { id, author, text }
+        })
+        .collect();
+    rows.sort_by_key(|d| d.id);
+    rows
+}
+
+/// Waits until the group has committed every record of the topic.
+pub async fn wait_until_committed(topic: &TestTopic, group: &str) {
+    let end = testkit::end_offsets(&topic.name).await;
+    testkit::eventually(
+        &format!("group {group} to commit up to {end:?}"),
+        std::time::Duration::from_secs(60),
+        || async {
+            let committed = testkit::committed_offsets(&topic.name, group).await;
+            let done = committed.iter().zip(&end).all(|(&c, &e)| e == 0 || c >= e);
+            done.then_some(())
+        },
+    )
+    .await;
+}

@@ -1,0 +1,228 @@
+//! The persister against the real Kafka and Cassandra: events become rows, applying is
+//! idempotent and ordered by offsets, a replay converges to the same table, poison
+//! records go to the dead-letter topic, and shutdown commits what was applied.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use events::{Document, Event, EventType};
+use persister::dead_letters::header;
+use rdkafka::Message;
+use store::DocumentStore;
+use uuid::Uuid;
+
+/// The table the contract promises for `events` applied in order.
+fn fold(events: &[Event]) -> Vec<Document> {
+    let mut table: BTreeMap<Uuid, Document> = BTreeMap::new();
+    for event in events {
+        let p = &event.payload;
+        match event.header.kind {
+            EventType::Create => {
+                table.insert(p.id, p.clone());
+            }
+            EventType::Update => {
+                let row = table.entry(p.id).or_insert(Document {
+                    id: p.id,
+                    author: None,
+                    text: None,
+                });
+                if p.author.is_some() {
+                    row.author.clone_from(&p.author);
+                }
+                if p.text.is_some() {
+                    row.text.clone_from(&p.text);
+                }
+            }
+            EventType::Delete => {
+                table.remove(&p.id);
+            }
+        }
+    }
+    table.into_values().collect()
+}
+
+#[tokio::test]
+async fn replaying_the_topic_into_an_empty_keyspace_gives_the_same_rows() {
+    let infra = testkit::infra();
+    let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
+    let (live, replay) = (infra.keyspace().await, infra.keyspace().await);
+
+    // A history with every kind of event, over several documents and all partitions.
+    let ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    let mut history = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        history.push(create(id, &format!("author{i}"), &format!("text{i}")));
+    }
+    for &id in &ids[..4] {
+        history.push(update(id, Some("new author"), None));
+    }
+    history.push(update(ids[1], None, Some("new text")));
+    history.push(Event::deleted(ids[2], trace()));
+    history.push(Event::deleted(ids[5], trace()));
+    history.push(create(ids[5], "again", "recreated"));
+
+    let first = spawn_persister(&topic, &dlq, &live).await;
+    for event in &history {
+        publish(&topic, event).await;
+    }
+    wait_until_committed(&topic, &first.group).await;
+    first.stop().await;
+    let expected = fold(&history);
+    assert_eq!(
+        rows(&live).await,
+        expected,
+        "the live run follows the contract"
+    );
+
+    // A new group reads the whole topic again into an empty keyspace.
+    let mut config = persister::Config::for_tests(
+        &infra.bootstrap,
+        &topic.name,
+        &dlq.name,
+        &infra.contact_points,
+        replay.name(),
+    );
+    config.group_id = format!("{}-replay", topic.name);
+    let second = spawn_with(config).await;
+    wait_until_committed(&topic, &second.group).await;
+    second.stop().await;
+    assert_eq!(rows(&replay).await, expected);
+}
+
+#[tokio::test]
+async fn applying_is_idempotent_and_ordered_by_offsets() {
+    let keyspace = testkit::infra().keyspace().await;
+    let store = DocumentStore::prepare(keyspace.session.clone(), keyspace.keyspace.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let created = create(id, "a1", "t1");
+    let updated = update(id, Some("a2"), None);
+    let doc = |author: &str, text: &str| {
+        vec![Document {
+            id,
+            author: Some(author.into()),
+            text: Some(text.into()),
+        }]
+    };
+
+    store.apply(&created, 10).await.unwrap();
+    store.apply(&updated, 11).await.unwrap();
+    assert_eq!(rows(&keyspace).await, doc("a2", "t1"));
+
+    // The same record twice changes nothing.
+    store.apply(&updated, 11).await.unwrap();
+    assert_eq!(rows(&keyspace).await, doc("a2", "t1"));
+
+    // A stale consumer re-applies the older create after the update: the update stays.
+    store.apply(&created, 10).await.unwrap();
+    assert_eq!(rows(&keyspace).await, doc("a2", "t1"));
+
+    // Nothing written before a delete brings the document back.
+    store.apply(&Event::deleted(id, trace()), 12).await.unwrap();
+    store.apply(&created, 10).await.unwrap();
+    store.apply(&updated, 11).await.unwrap();
+    assert_eq!(rows(&keyspace).await, vec![]);
+
+    // A later create does.
+    store.apply(&create(id, "a3", "t3"), 13).await.unwrap();
+    assert_eq!(rows(&keyspace).await, doc("a3", "t3"));
+}
+
+#[tokio::test]
+async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_applied() {
+    let infra = testkit::infra();
+    // One partition, so the poison records sit in front of the valid one.
+    let (topic, dlq) = (infra.topic(1).await, infra.topic(1).await);
+    let keyspace = infra.keyspace().await;
+    let persister = spawn_persister(&topic, &dlq, &keyspace).await;
+
+    let not_json =
+        testkit::produce(&topic.name, "k1", b"{not json", Some(events::mime::EVENT)).await;
+    let wrong_type = testkit::produce(&topic.name, "k2", b"{}", Some("text/plain")).await;
+    let no_type = testkit::produce(&topic.name, "k3", b"{}", None).await;
+    let id = Uuid::new_v4();
+    publish(&topic, &create(id, "after", "poison")).await;
+
+    testkit::eventually(
+        "the valid record to be applied",
+        Duration::from_secs(30),
+        || async { (rows(&keyspace).await.len() == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(rows(&keyspace).await[0].id, id);
+
+    let letters = testkit::read_records(&dlq.name, 3).await;
+    let expected = [
+        (not_json, "k1", "unparseable"),
+        (wrong_type, "k2", "unknown-content-type"),
+        (no_type, "k3", "unknown-content-type"),
+    ];
+    for (letter, ((partition, offset), key, reason)) in letters.iter().zip(expected) {
+        assert_eq!(letter.key(), Some(key.as_bytes()));
+        assert_eq!(
+            testkit::header(letter, header::REASON).as_deref(),
+            Some(reason)
+        );
+        assert!(testkit::header(letter, header::ERROR).is_some_and(|e| !e.is_empty()));
+        assert_eq!(
+            testkit::header(letter, header::ORIGIN_TOPIC),
+            Some(topic.name.clone())
+        );
+        assert_eq!(
+            testkit::header(letter, header::ORIGIN_PARTITION),
+            Some(partition.to_string())
+        );
+        assert_eq!(
+            testkit::header(letter, header::ORIGIN_OFFSET),
+            Some(offset.to_string())
+        );
+    }
+    // The original headers travel along.
+    assert_eq!(
+        testkit::header(&letters[1], "content-type").as_deref(),
+        Some("text/plain")
+    );
+    persister.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_commits_what_was_applied() {
+    let infra = testkit::infra();
+    let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
+    let keyspace = infra.keyspace().await;
+    let persister = spawn_persister(&topic, &dlq, &keyspace).await;
+    for i in 0..9 {
+        publish(&topic, &create(Uuid::new_v4(), "a", &format!("t{i}"))).await;
+    }
+    testkit::eventually("9 rows", Duration::from_secs(30), || async {
+        (rows(&keyspace).await.len() == 9).then_some(())
+    })
+    .await;
+    let group = persister.group.clone();
+    persister.stop().await;
+
+    // Committed at shutdown, not only by the periodic auto-commit: the group is done.
+    let end = testkit::end_offsets(&topic.name).await;
+    assert_eq!(testkit::committed_offsets(&topic.name, &group).await, end);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let infra = testkit::infra();
+    let (topic, dlq) = (infra.topic(1).await, infra.topic(1).await);
+    let keyspace = infra.keyspace().await;
+    let persister = spawn_persister(&topic, &dlq, &keyspace).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = testkit::http()
+            .get(format!("http://127.0.0.1:{}{path}", persister.port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    persister.stop().await;
+}

@@ -1,0 +1,32 @@
+//! The producer's settings: environment variables (or flags), with local defaults.
+
+use std::time::Duration;
+
+/// Accepts create, update and delete commands over HTTP and publishes them to Kafka.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "producer", version, about)]
+pub struct Config {
+    #[command(flatten)]
+    pub http: web::HttpArgs<8083>,
+    #[command(flatten)]
+    pub kafka: messaging::KafkaArgs,
+    /// How long Kafka may take to confirm a record before the command is answered with
+    /// 503, in milliseconds (librdkafka's own default is five minutes).
+    #[arg(long, env = "KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = 5000)]
+    pub produce_timeout_ms: u64,
+}
+
+impl Config {
+    /// Settings for tests: loopback on a free port, the given brokers and topic.
+    pub fn for_tests(bootstrap_servers: &str, topic: &str) -> Self {
+        Self {
+            http: web::HttpArgs::ephemeral(),
+            kafka: messaging::KafkaArgs::new(bootstrap_servers, topic),
+            produce_timeout_ms: 5000,
+        }
+    }
+
+    pub fn produce_timeout(&self) -> Duration {
+        Duration::from_millis(self.produce_timeout_ms)
+    }
+}

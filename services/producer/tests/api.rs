@@ -1,0 +1,315 @@
+//! The producer against the real Kafka: each command becomes one confirmed event, and bad
+//! input gets the contract's problem and publishes nothing.
+
+use events::{Event, EventType, mime};
+use producer::{Application, Config};
+use rdkafka::Message;
+use reqwest::StatusCode;
+use testkit::TestTopic;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A producer on a free port, publishing to a topic of its own.
+struct TestApp {
+    address: String,
+    topic: TestTopic,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    let infra = testkit::infra();
+    let topic = infra.topic(3).await;
+    let app = Application::build(Config::for_tests(&infra.bootstrap, &topic.name))
+        .await
+        .expect("producer starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        topic,
+        shutdown,
+    }
+}
+
+async fn post(
+    app: &TestApp,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    testkit::http()
+        .post(format!("{}/documents", app.address))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn create_answers_201_after_the_event_is_in_kafka() {
+    let app = spawn_app().await;
+    let response = post(
+        &app,
+        mime::CREATE_DOCUMENT,
+        r#"{"author":"Author1", "text":"Some Text"}"#,
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["content-type"], mime::DOCUMENT_ID);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let id: Uuid = body["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 4);
+    assert_eq!(location, format!("/reader/documents/{id}"));
+
+    // The answer came after the delivery report: the record is already there.
+    let records = testkit::read_records(&app.topic.name, 1).await;
+    let record = &records[0];
+    assert_eq!(record.key(), Some(id.to_string().as_bytes()));
+    assert_eq!(
+        testkit::header(record, "content-type").as_deref(),
+        Some(mime::EVENT)
+    );
+    let event = Event::from_json(record.payload().unwrap()).unwrap();
+    assert_eq!(event.header.kind, EventType::Create);
+    assert_eq!(event.payload.id, id);
+    assert_eq!(event.payload.author.as_deref(), Some("Author1"));
+    assert_eq!(event.payload.text.as_deref(), Some("Some Text"));
+    let traceparent = testkit::header(record, "traceparent").expect("traceparent header");
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(event.header.trace_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn update_and_delete_publish_their_events_in_order() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    let client = testkit::http();
+    let update = client
+        .put(format!("{}/documents", app.address))
+        .header("content-type", mime::UPDATE_DOCUMENT)
+        .body(format!(r#"{{"id":"{id}","author":"Author2"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), StatusCode::OK);
+    assert_eq!(update.headers()["content-length"], "0");
+    let delete = client
+        .delete(format!("{}/documents/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+
+    let records = testkit::read_records(&app.topic.name, 2).await;
+    let events: Vec<Event> = records
+        .iter()
+        .map(|r| Event::from_json(r.payload().unwrap()).unwrap())
+        .collect();
+    // Same key, so same partition, so this order.
+    assert_eq!(records[0].partition(), records[1].partition());
+    assert_eq!(events[0].header.kind, EventType::Update);
+    assert_eq!(events[0].payload.author.as_deref(), Some("Author2"));
+    assert_eq!(events[0].payload.text, None);
+    assert_eq!(events[1].header.kind, EventType::Delete);
+    assert_eq!(
+        (events[1].payload.id, &events[1].payload.author),
+        (id, &None)
+    );
+}
+
+/// One bad request of the contract's error table.
+struct Bad {
+    what: &'static str,
+    method: &'static str,
+    path: String,
+    content_type: Option<&'static str>,
+    body: String,
+    status: u16,
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_and_publishes_nothing() {
+    let app = spawn_app().await;
+    let id = Uuid::new_v4();
+    let too_big = format!(r#"{{"text":"{}"}}"#, "x".repeat(web::MAX_BODY_BYTES));
+    let bad = |what, method, path: &str, content_type, body: &str, status| Bad {
+        what,
+        method,
+        path: path.to_owned(),
+        content_type,
+        body: body.to_owned(),
+        status,
+    };
+    let cases = [
+        bad(
+            "no content type",
+            "POST",
+            "/documents",
+            None,
+            r#"{"author":"a"}"#,
+            415,
+        ),
+        bad(
+            "plain JSON",
+            "POST",
+            "/documents",
+            Some("application/json"),
+            r#"{"author":"a"}"#,
+            415,
+        ),
+        bad(
+            "update type on create",
+            "POST",
+            "/documents",
+            Some(mime::UPDATE_DOCUMENT),
+            r#"{"author":"a"}"#,
+            415,
+        ),
+        bad(
+            "create type on update",
+            "PUT",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            &format!(r#"{{"id":"{id}"}}"#),
+            415,
+        ),
+        bad(
+            "not JSON",
+            "POST",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            "author=a",
+            400,
+        ),
+        bad(
+            "truncated JSON",
+            "POST",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            r#"{"author":"#,
+            400,
+        ),
+        bad(
+            "wrong field type",
+            "POST",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            r#"{"author":42}"#,
+            422,
+        ),
+        bad(
+            "unknown field",
+            "POST",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            r#"{"title":"t"}"#,
+            422,
+        ),
+        bad(
+            "update without id",
+            "PUT",
+            "/documents",
+            Some(mime::UPDATE_DOCUMENT),
+            r#"{"author":"a"}"#,
+            422,
+        ),
+        bad(
+            "update with a bad id",
+            "PUT",
+            "/documents",
+            Some(mime::UPDATE_DOCUMENT),
+            r#"{"id":"42"}"#,
+            422,
+        ),
+        bad(
+            "body over 64 KiB",
+            "POST",
+            "/documents",
+            Some(mime::CREATE_DOCUMENT),
+            &too_big,
+            413,
+        ),
+        bad(
+            "path id not a UUID",
+            "DELETE",
+            "/documents/not-a-uuid",
+            None,
+            "",
+            400,
+        ),
+    ];
+    let before = testkit::end_offsets(&app.topic.name).await;
+    let client = testkit::http();
+    for case in cases {
+        let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
+        let mut request = client
+            .request(method, format!("{}{}", app.address, case.path))
+            .body(case.body.clone());
+        if let Some(content_type) = case.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), case.status, "{}", case.what);
+        assert_eq!(
+            response.headers()["content-type"],
+            mime::PROBLEM,
+            "{}",
+            case.what
+        );
+        let problem: events::Problem = response.json().await.unwrap();
+        assert_eq!(problem.status, case.status, "{}", case.what);
+        assert!(
+            problem.kind.starts_with("urn:kafka-cqrs:problem:"),
+            "{}",
+            case.what
+        );
+        assert!(!problem.detail.is_empty(), "{}", case.what);
+    }
+    // A valid command still goes through, and only it was published.
+    let ok = post(&app, mime::CREATE_DOCUMENT, "{}").await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let after = testkit::end_offsets(&app.topic.name).await;
+    let published: i64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    assert_eq!(
+        published, 1,
+        "bad input must publish nothing: {before:?} -> {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_of_exactly_64_kib_is_accepted() {
+    let app = spawn_app().await;
+    let overhead = r#"{"text":""}"#.len();
+    let body = format!(
+        r#"{{"text":"{}"}}"#,
+        "x".repeat(web::MAX_BODY_BYTES - overhead)
+    );
+    assert_eq!(body.len(), web::MAX_BODY_BYTES);
+    let response = post(&app, mime::CREATE_DOCUMENT, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    let client = testkit::http();
+    for path in ["/healthz", "/readyz"] {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}

@@ -1,0 +1,54 @@
+//! `GET /documents/{id}`: the document as JSON, 404 with an empty body when there is
+//! none, 503 when Cassandra does not answer.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use events::mime;
+use store::{DocumentStore, Operation};
+use telemetry::names;
+use web::ApiError;
+
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+pub fn router(store: DocumentStore) -> Router {
+    Router::new()
+        .route("/documents/{id}", get(read))
+        .with_state(store)
+}
+
+async fn read(
+    State(store): State<DocumentStore>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = web::document_id(&id)?;
+    let started = Instant::now();
+    let result = store.get(id).await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => Operation::Get.as_str(), "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Some(document)) => Ok((
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(mime::DOCUMENT),
+            )],
+            Body::from(serde_json::to_vec(&document).expect("a document always serialises")),
+        )
+            .into_response()),
+        Ok(None) => Ok(StatusCode::NOT_FOUND.into_response()),
+        Err(error) => {
+            tracing::warn!(%error, document = %id, "read failed");
+            Err(ApiError::unavailable(
+                format!("the read model did not answer: {error}"),
+                RETRY_AFTER,
+            ))
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Building and running the reader: `Application::build` binds the port and connects to
+//! Cassandra, `run_until_stopped` serves until the shutdown token is cancelled.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use store::DocumentStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::routes;
+
+/// A reader ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    store: DocumentStore,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self> {
+        let store = DocumentStore::open(&config.cassandra)
+            .await
+            .context("cannot open the read model in Cassandra")?;
+        let listener = config.http.bind().await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes requests in flight.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
+        let store = self.store.clone();
+        let ready: web::ReadinessCheck = Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move {
+                store
+                    .ping()
+                    .await
+                    .map_err(|e| format!("Cassandra does not answer: {e}"))
+            })
+        });
+        let router = Router::new()
+            .merge(routes::router(self.store))
+            .merge(web::health_routes(ready));
+        web::serve(self.listener, router, shutdown).await?;
+        tracing::info!("reader stopped");
+        Ok(())
+    }
+}

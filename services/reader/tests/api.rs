@@ -1,0 +1,109 @@
+//! The reader against the real Cassandra: a stored document as JSON, 404 with an empty
+//! body for none, 400 for an id that is not a UUID.
+
+use events::{Document, Event, mime};
+use reader::{Application, Config};
+use reqwest::StatusCode;
+use store::DocumentStore;
+use testkit::TestKeyspace;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct TestApp {
+    address: String,
+    keyspace: TestKeyspace,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    let infra = testkit::infra();
+    let keyspace = infra.keyspace().await;
+    let app = Application::build(Config::for_tests(&infra.contact_points, keyspace.name()))
+        .await
+        .expect("reader starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        keyspace,
+        shutdown,
+    }
+}
+
+#[tokio::test]
+async fn a_stored_document_is_served_as_json() {
+    let app = spawn_app().await;
+    let store = DocumentStore::prepare(app.keyspace.session.clone(), app.keyspace.keyspace.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let create = events::CreateDocument {
+        author: Some("Author1".into()),
+        text: None,
+    };
+    store
+        .apply(&Event::created(id, create, "0".repeat(32)), 0)
+        .await
+        .unwrap();
+
+    let response = testkit::http()
+        .get(format!("{}/documents/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], mime::DOCUMENT);
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        body,
+        format!(r#"{{"id":"{id}","author":"Author1","text":null}}"#)
+    );
+    let document: Document = serde_json::from_str(&body).unwrap();
+    assert_eq!(document.author.as_deref(), Some("Author1"));
+}
+
+#[tokio::test]
+async fn a_missing_document_is_404_with_an_empty_body() {
+    let app = spawn_app().await;
+    let response = testkit::http()
+        .get(format!("{}/documents/{}", app.address, Uuid::new_v4()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.text().await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_a_uuid_is_400_with_a_problem() {
+    let app = spawn_app().await;
+    let response = testkit::http()
+        .get(format!("{}/documents/42", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+    let problem: events::Problem = response.json().await.unwrap();
+    assert!(problem.detail.contains("42"), "{}", problem.detail);
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = testkit::http()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
