@@ -4,8 +4,11 @@
 //! is echoed before it runs (see `cmd`), so that what xtask does can be done by hand.
 
 mod cmd;
+mod e2e;
 mod infra;
 mod paths;
+mod process;
+mod system;
 mod test;
 
 use std::process::ExitCode;
@@ -30,8 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the system: Kafka and Cassandra (the services join in later issues).
-    Up,
+    /// Start the system: Kafka, Cassandra, the services and the gateway on port 8080.
+    Up(system::UpArgs),
     /// Stop everything `up` started.
     Down {
         /// Also delete the data and logs of Kafka and Cassandra (the jars stay cached).
@@ -47,16 +50,19 @@ enum Command {
     },
     /// Run formatting and lint checks and every test against the real servers.
     Test(test::Args),
+    /// Run the e2e tests against a running deployment through its gateway.
+    E2e(e2e::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up => infra::run(infra::Command::Up),
-        Command::Down { clean } => infra::run(infra::Command::Down { clean }),
-        Command::Status => infra::run(infra::Command::Status),
+        Command::Up(args) => system::up(&args),
+        Command::Down { clean } => system::down(clean),
+        Command::Status => system::status(),
         Command::Infra { command } => infra::run(command),
         Command::Test(args) => test::run(args),
+        Command::E2e(args) => e2e::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

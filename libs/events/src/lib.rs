@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 pub use problem::{Problem, ProblemKind};
 
+/// The largest command body the API accepts; larger ones get 413.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
 /// `POST /documents`: both fields optional; anything else in the body is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

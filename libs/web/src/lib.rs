@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The largest command body accepted (413 above it).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = events::MAX_COMMAND_BYTES;
 
 /// HTTP settings of a service whose port is `PORT` unless configured.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,7 +5,6 @@
 
 mod fetch;
 mod java;
-mod process;
 mod ready;
 mod server;
 
@@ -14,10 +13,14 @@ use std::process::{Child, Command as ProcessCommand};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use nix::sys::signal::Signal;
 
-use crate::{cmd, paths};
+use crate::{cmd, paths, process};
 
 use server::{ALL, CASSANDRA, KAFKA, Server};
+
+/// How long a server may take to shut down cleanly before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(45);
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -62,7 +65,7 @@ pub fn run(command: Command) -> Result<()> {
 /// True when both servers run and answer: `cargo xtask test` then leaves them alone.
 pub fn is_serving() -> bool {
     ALL.iter()
-        .all(|s| process::pids(s).is_ok_and(|p| !p.is_empty()))
+        .all(|s| process::pids(&s.marker()).is_ok_and(|p| !p.is_empty()))
         && ready::kafka(KAFKA.address, Duration::from_secs(2)).is_ok()
         && ready::cassandra(CASSANDRA.address, Duration::from_secs(2)).is_ok()
 }
@@ -73,7 +76,7 @@ pub fn up() -> Result<()> {
     eprintln!("Using Java {} ({}).", java.major, java.executable.display());
     let mut children: Vec<(&Server, Option<Child>)> = Vec::new();
     for server in ALL {
-        let running = process::pids(server)?;
+        let running = process::pids(&server.marker())?;
         if let Some(pid) = running.first() {
             eprintln!("{} is already running (pid {pid}).", server.title);
             children.push((server, None));
@@ -82,7 +85,8 @@ pub fn up() -> Result<()> {
         check_ports_free(server)?;
         fetch::ensure_jars(server)?;
         let command = server.launch_command(&java)?;
-        children.push((server, Some(process::spawn_detached(server, command)?)));
+        let child = process::spawn_detached(server.title, &server.console_log_path(), command)?;
+        children.push((server, Some(child)));
     }
     for (server, child) in &mut children {
         wait_until_serving(server, child.as_mut())?;
@@ -185,7 +189,7 @@ fn probe(server: &Server) -> Option<String> {
 
 pub fn down(clean: bool) -> Result<()> {
     for server in ALL {
-        let stopped = process::stop(server)?;
+        let stopped = process::stop(server.title, &server.marker(), Signal::SIGTERM, STOP_GRACE)?;
         if stopped.is_empty() {
             eprintln!("{} is not running.", server.title);
         } else {
@@ -215,7 +219,7 @@ pub fn status() -> Result<()> {
         "server", "state", "address", "pid", "memory"
     );
     for server in ALL {
-        let pids = process::pids(server)?;
+        let pids = process::pids(&server.marker())?;
         let (state, pid, memory, answer) = match pids.first() {
             None => ("stopped", "-".into(), "-".into(), "-".into()),
             Some(&pid) => (

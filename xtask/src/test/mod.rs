@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, infra};
+use crate::{cmd, e2e, infra, system};
 
-mod tally;
+pub mod tally;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Skip `cargo fmt --check` and `cargo clippy`.
     #[arg(long)]
     no_lint: bool,
-    /// Leave Kafka and Cassandra running even if this command started them.
+    /// Leave the system (Kafka, Cassandra, services, gateway) running even if this
+    /// command started it.
     #[arg(long)]
     keep_infra: bool,
     /// Arguments passed on to the test runner (cargo nextest run, or cargo test), e.g. a
@@ -94,8 +95,33 @@ pub fn run(args: Args) -> Result<()> {
                 outcome
             });
         }
-        if started_infra && !args.keep_infra {
-            step("stop infrastructure", &mut infra::down_quietly);
+        // The whole system behind its gateway, as a user runs it: the e2e tests.
+        let mut started_system = false;
+        if infra_ok {
+            let system_ok = step("system up", &mut || {
+                if system::is_up() {
+                    eprintln!("The system already runs: testing it as it is.");
+                    Ok(())
+                } else {
+                    started_system = true;
+                    system::up(&system::UpArgs { release: false })
+                }
+            });
+            if system_ok {
+                step("e2e tests", &mut || {
+                    let (counted, outcome) = tally::run(&mut e2e::command(e2e_gateway()));
+                    tests.add(&counted);
+                    outcome
+                });
+            }
+        }
+        if !args.keep_infra {
+            if started_system {
+                step("stop system", &mut system::stop_services_and_gateway);
+            }
+            if started_infra {
+                step("stop infrastructure", &mut infra::down_quietly);
+            }
         }
     }
 
@@ -125,6 +151,11 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The local gateway that `cargo xtask up` starts.
+fn e2e_gateway() -> &'static str {
+    "http://127.0.0.1:8080"
+}
+
 /// Tests whose name starts with this stop a shared server (see `testkit::faults`).
 const SERIAL_PREFIX: &str = "outage_";
 
@@ -145,7 +176,14 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
         .is_ok_and(|o| o.status.success());
     let mut command = Command::new("cargo");
     if has_nextest {
-        command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        command.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--exclude",
+            "e2e",
+            "--no-fail-fast",
+        ]);
         command.args(extra);
         match phase {
             Phase::Parallel => command.args(["-E", &format!("not test(/^{SERIAL_PREFIX}/)")]),
@@ -159,7 +197,7 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
             ]),
         };
     } else {
-        command.args(["test", "--workspace", "--no-fail-fast"]);
+        command.args(["test", "--workspace", "--exclude", "e2e", "--no-fail-fast"]);
         if phase == Phase::Serial && !extra.is_empty() {
             bail!("test name filters apply to the parallel phase only");
         }

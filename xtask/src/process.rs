@@ -1,9 +1,11 @@
-//! Finding, starting and stopping the servers' JVMs. A server's processes are found by
-//! their marker argument in `ps`, not by a pid file, so a lost or stale pid file can
-//! neither hide a running server nor point at an unrelated process.
+//! Finding, starting and stopping the background processes xtask runs (the servers' JVMs,
+//! the services, the gateway). A process is found by a marker argument in `ps` (a path
+//! inside this checkout), not by a pid file, so a lost or stale pid file can neither
+//! hide a running process nor point at an unrelated one.
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,18 +13,12 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use super::server::Server;
-
-/// How long a server may take to shut down cleanly before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(45);
-
-/// The pids of the processes that run `server` from this checkout.
-pub fn pids(server: &Server) -> Result<Vec<i32>> {
+/// The pids of the live processes that have `marker` as one of their arguments.
+pub fn pids(marker: &str) -> Result<Vec<i32>> {
     let output = Command::new("ps")
         .args(["-ww", "-eo", "pid=,args="])
         .output()
-        .context("cannot run `ps` to look for running servers")?;
-    let marker = server.marker();
+        .context("cannot run `ps` to look for running processes")?;
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(text
         .lines()
@@ -32,12 +28,13 @@ pub fn pids(server: &Server) -> Result<Vec<i32>> {
 }
 
 /// Starts `command` detached from this terminal (its own process group, so Ctrl-C in
-/// the shell that ran xtask does not reach it), with its console output in a file.
-pub fn spawn_detached(server: &Server, mut command: Command) -> Result<Child> {
-    let console = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(server.console_log_path())?;
+/// the shell that ran xtask does not reach it), with its console output appended to
+/// `log`.
+pub fn spawn_detached(title: &str, log: &Path, mut command: Command) -> Result<Child> {
+    if let Some(dir) = log.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let console = OpenOptions::new().create(true).append(true).open(log)?;
     command
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
@@ -46,29 +43,28 @@ pub fn spawn_detached(server: &Server, mut command: Command) -> Result<Child> {
     crate::cmd::echo(&command);
     command
         .spawn()
-        .with_context(|| format!("cannot start {}", server.title))
+        .with_context(|| format!("cannot start {title}"))
 }
 
-/// Stops every process of `server`: SIGTERM, then SIGKILL after a grace period.
-/// Returns the pids that were stopped.
-pub fn stop(server: &Server) -> Result<Vec<i32>> {
-    let stopping = pids(server)?;
+/// Stops every process with `marker`: `signal` (SIGTERM, or what the program takes as a
+/// graceful stop), then SIGKILL after `grace`. Returns the pids that were stopped.
+pub fn stop(title: &str, marker: &str, signal: Signal, grace: Duration) -> Result<Vec<i32>> {
+    let stopping = pids(marker)?;
     if stopping.is_empty() {
         return Ok(stopping);
     }
     for &pid in &stopping {
-        eprintln!("Stopping {} (pid {pid})...", server.title);
-        let _ = signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
+        eprintln!("Stopping {title} (pid {pid})...");
+        let _ = signal::kill(Pid::from_raw(pid), signal);
     }
     let started = Instant::now();
     let mut last_report = Instant::now();
-    while !pids(server)?.is_empty() {
-        if started.elapsed() > STOP_GRACE {
-            for pid in pids(server)? {
+    while !pids(marker)?.is_empty() {
+        if started.elapsed() > grace {
+            for pid in pids(marker)? {
                 eprintln!(
-                    "{} (pid {pid}) did not stop within {}s: killing it",
-                    server.title,
-                    STOP_GRACE.as_secs()
+                    "{title} (pid {pid}) did not stop within {}s: killing it",
+                    grace.as_secs()
                 );
                 let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
@@ -77,8 +73,7 @@ pub fn stop(server: &Server) -> Result<Vec<i32>> {
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
-                "  still waiting for {} to shut down ({}s)",
-                server.title,
+                "  still waiting for {title} to shut down ({}s)",
                 started.elapsed().as_secs()
             );
             last_report = Instant::now();
@@ -102,7 +97,7 @@ pub fn resident_mib(pid: i32) -> Option<u64> {
 }
 
 /// Deletes a directory if it exists.
-pub fn remove_dir(path: &std::path::Path) -> Result<()> {
+pub fn remove_dir(path: &Path) -> Result<()> {
     if path.exists() {
         fs::remove_dir_all(path).with_context(|| format!("cannot delete {}", path.display()))?;
     }

@@ -1,0 +1,33 @@
+//! Tests against a running deployment, through its gateway: the local one that
+//! `cargo xtask up` starts, minikube's ingress, or an EC2 instance. They need nothing
+//! but the gateway's URL, so they never look inside the servers.
+//!
+//! Run them with `cargo xtask e2e [--gateway URL]`; `cargo xtask test` runs them against
+//! the system it starts.
+
+/// The variable that names the gateway under test.
+pub const GATEWAY_VARIABLE: &str = "CQRS_GATEWAY";
+/// The local gateway of `cargo xtask up`.
+pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+
+/// The gateway's base URL, without a trailing slash.
+pub fn gateway() -> String {
+    std::env::var(GATEWAY_VARIABLE)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_GATEWAY.to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Fails the test with what to do when the gateway does not answer at all.
+pub async fn check_gateway(client: &reqwest::Client) -> String {
+    let base = gateway();
+    if let Err(error) = client.get(format!("{base}/")).send().await {
+        panic!(
+            "the gateway at {base} does not answer ({error}). Start the system with \
+             `cargo xtask up`, or point {GATEWAY_VARIABLE} at a running deployment"
+        );
+    }
+    base
+}

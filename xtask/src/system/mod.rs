@@ -1,0 +1,134 @@
+//! `cargo xtask up | down | status`: the whole system on this machine. The infrastructure
+//! (`infra`), the services built with Cargo and started in the background with their logs
+//! under `target/system/logs/`, and the nginx gateway on port 8080 in front of them.
+
+mod gateway;
+mod services;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use nix::sys::signal::Signal;
+
+use crate::{infra, paths, process};
+
+use services::{SERVICES, Service};
+
+/// Options of `cargo xtask up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    /// Build the services with optimisations (slower to build, faster to run).
+    #[arg(long)]
+    pub release: bool,
+}
+
+pub fn up(args: &UpArgs) -> Result<()> {
+    let started = Instant::now();
+    infra::up()?;
+    services::build(args.release)?;
+    for service in SERVICES {
+        services::start(service, args.release)?;
+    }
+    for service in SERVICES {
+        services::wait_until_ready(service)?;
+    }
+    gateway::start()?;
+    println!(
+        "\nkafka-cqrs is up ({:.0}s). Through the gateway on http://127.0.0.1:8080:\n  \
+         GUI       http://127.0.0.1:8080/gui/\n  \
+         producer  http://127.0.0.1:8080/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
+         reader    http://127.0.0.1:8080/reader/documents/{{id}}\n  \
+         notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n\n\
+         Try:\n  curl -i http://127.0.0.1:8080/producer/documents \\\n    \
+         -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
+         -d '{{\"author\":\"Author1\", \"text\":\"Some Text\"}}'\n\n\
+         Logs: target/system/logs/   Status: cargo xtask status   Stop: cargo xtask down",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn down(clean: bool) -> Result<()> {
+    stop_services_and_gateway()?;
+    infra::down(clean)
+}
+
+/// Stops the gateway and the services, and leaves the infrastructure running.
+pub fn stop_services_and_gateway() -> Result<()> {
+    gateway::stop()?;
+    for service in SERVICES.iter().rev() {
+        stop_service(service)?;
+    }
+    Ok(())
+}
+
+/// Whether every service and the gateway run and answer.
+pub fn is_up() -> bool {
+    SERVICES
+        .iter()
+        .all(|s| services::probe(s.port, "/readyz").is_ok_and(|status| status == "200"))
+        && process::pids(&gateway::marker()).is_ok_and(|p| !p.is_empty())
+}
+
+fn stop_service(service: &Service) -> Result<()> {
+    for release in [false, true] {
+        let marker = service.binary(release).display().to_string();
+        process::stop(
+            service.name,
+            &marker,
+            Signal::SIGTERM,
+            Duration::from_secs(20),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn status() -> Result<()> {
+    infra::status()?;
+    println!();
+    println!(
+        "{:<10} {:<8} {:<15} {:>7} {:>8}  ready",
+        "service", "state", "address", "pid", "memory"
+    );
+    for service in SERVICES {
+        let pid = [false, true].into_iter().find_map(|release| {
+            process::pids(&service.binary(release).display().to_string())
+                .ok()?
+                .first()
+                .copied()
+        });
+        let address = format!("127.0.0.1:{}", service.port);
+        print_row(service.name, &address, pid, || {
+            services::probe(service.port, "/readyz")
+        });
+    }
+    let pid = process::pids(&gateway::marker())?.first().copied();
+    print_row("gateway", "127.0.0.1:8080", pid, || {
+        services::probe(8080, "/").map(|status| format!("answers ({status})"))
+    });
+    Ok(())
+}
+
+fn print_row(name: &str, address: &str, pid: Option<i32>, probe: impl Fn() -> Result<String>) {
+    let (state, pid, memory, ready) = match pid {
+        None => ("stopped", "-".into(), "-".into(), "-".into()),
+        Some(pid) => (
+            "running",
+            pid.to_string(),
+            process::resident_mib(pid).map_or("?".into(), |m| format!("{m} MiB")),
+            probe().unwrap_or_else(|e| format!("no ({e})")),
+        ),
+    };
+    println!("{name:<10} {state:<8} {address:<15} {pid:>7} {memory:>8}  {ready}");
+}
+
+/// Fails with the tail of `log` when `what` did not come up.
+fn not_up(what: &str, log: &std::path::Path, why: &str) -> anyhow::Error {
+    let tail = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = tail.lines().collect();
+    let last = lines[lines.len().saturating_sub(20)..].join("\n");
+    anyhow::anyhow!(
+        "{what} {why}. Last lines of {}:\n{last}\n\nStop what was started with `cargo xtask down`.",
+        paths::display(log)
+    )
+}

@@ -1,0 +1,184 @@
+//! The Rust services as background processes: built with Cargo, started with their port
+//! and logs, and awaited until `/readyz` answers 200.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cmd, paths, process};
+
+/// A service that `cargo xtask up` runs.
+#[derive(Debug)]
+pub struct Service {
+    /// The Cargo package and binary name.
+    pub name: &'static str,
+    /// Its port (DESIGN.md); the gateway routes to it.
+    pub port: u16,
+}
+
+/// In start order: the projection first, then the query and command sides.
+pub const SERVICES: [&Service; 3] = [
+    &Service {
+        name: "persister",
+        port: 8084,
+    },
+    &Service {
+        name: "reader",
+        port: 8082,
+    },
+    &Service {
+        name: "producer",
+        port: 8083,
+    },
+];
+
+/// How long a service may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Service {
+    /// The built binary; its path is also the marker that finds the running process.
+    pub fn binary(&self, release: bool) -> PathBuf {
+        let profile = if release { "release" } else { "debug" };
+        target_dir().join(profile).join(self.name)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        paths::root()
+            .join("target/system/logs")
+            .join(format!("{}.log", self.name))
+    }
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                paths::root().join(p)
+            }
+        })
+        .unwrap_or_else(|| paths::root().join("target"))
+}
+
+/// Builds every service binary (Cargo does nothing when they are up to date).
+pub fn build(release: bool) -> Result<()> {
+    eprintln!("Building the services...");
+    let mut cargo = Command::new("cargo");
+    cargo.current_dir(paths::root()).arg("build");
+    if release {
+        cargo.arg("--release");
+    }
+    for service in SERVICES {
+        cargo.args(["--package", service.name, "--bin", service.name]);
+    }
+    cmd::run(&mut cargo)
+}
+
+/// Starts `service` unless it already runs. Its environment is xtask's own, so
+/// `RUST_LOG` and the `OTEL_*` variables reach it, plus its address.
+pub fn start(service: &Service, release: bool) -> Result<()> {
+    let binary = service.binary(release);
+    let marker = binary.display().to_string();
+    if let Some(pid) = process::pids(&marker)?.first() {
+        eprintln!("{} is already running (pid {pid}).", service.name);
+        return Ok(());
+    }
+    let other = service.binary(!release).display().to_string();
+    if let Some(pid) = process::pids(&other)?.first() {
+        bail!(
+            "{} already runs from the {} build (pid {pid}): stop it with `cargo xtask down` \
+             first",
+            service.name,
+            if release { "debug" } else { "release" }
+        );
+    }
+    if std::net::TcpListener::bind(("127.0.0.1", service.port)).is_err() {
+        bail!(
+            "port {} ({}) is already in use by a process `cargo xtask` did not start. Find it \
+             with `ss -ltnp 'sport = :{}'`, stop it, and run `cargo xtask up` again",
+            service.port,
+            service.name,
+            service.port
+        );
+    }
+    let log = service.log_path();
+    if let Some(dir) = log.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut command = Command::new(&binary);
+    command
+        .env("HTTP_HOST", "127.0.0.1")
+        .env("HTTP_PORT", service.port.to_string());
+    process::spawn_detached(service.name, &log, command)?;
+    Ok(())
+}
+
+/// Waits until `/readyz` of `service` answers 200, showing progress.
+pub fn wait_until_ready(service: &Service) -> Result<()> {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        match probe(service.port, "/readyz") {
+            Ok(status) if status == "200" => {
+                eprintln!(
+                    "{} ready on 127.0.0.1:{} after {:.1}s",
+                    service.name,
+                    service.port,
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            _ if started.elapsed() > READY_TIMEOUT => {
+                return Err(super::not_up(
+                    service.name,
+                    &service.log_path(),
+                    &format!("was not ready within {}s", READY_TIMEOUT.as_secs()),
+                ));
+            }
+            _ => {}
+        }
+        let running = process::pids(&service.binary(false).display().to_string())?.len()
+            + process::pids(&service.binary(true).display().to_string())?.len();
+        if running == 0 {
+            return Err(super::not_up(service.name, &service.log_path(), "exited"));
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "  {} not ready yet ({}s; log: {})",
+                service.name,
+                started.elapsed().as_secs(),
+                paths::display(&service.log_path())
+            );
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port`; returns the status code as text.
+pub fn probe(port: u16, path: &str) -> Result<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+            .context("not listening")?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0_u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .context("no HTTP status line")?;
+    Ok(status.to_owned())
+}
