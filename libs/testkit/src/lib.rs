@@ -8,11 +8,13 @@
 //! `CQRS_TEST_INFRA=containers`, where a Docker engine runs, the kit starts Kafka and
 //! ScyllaDB (Cassandra's wire protocol) with testcontainers instead.
 
+mod app;
 mod cases;
 mod containers;
 pub mod faults;
 mod helpers;
 
+pub use app::{RunningApp, spawn};
 pub use cases::{BadCommand, assert_refused, bad_commands};
 pub use helpers::{
     committed_offsets, end_offsets, eventually, header, http, produce, read_records,

@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::*;
 use events::{Document, mime};
 use reqwest::StatusCode;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -18,21 +17,20 @@ async fn create_read_update_delete() {
     let keyspace = infra.keyspace().await;
     let persister = spawn_persister(&topic, &dlq, &keyspace).await;
 
-    let shutdown = CancellationToken::new();
     let producer =
         producer::Application::build(producer::Config::for_tests(&infra.bootstrap, &topic.name))
             .await
             .unwrap();
-    let producer_url = format!("http://127.0.0.1:{}/documents", producer.port());
-    tokio::spawn(producer.run_until_stopped(shutdown.clone()));
+    let producer = testkit::spawn(producer.port(), |stop| producer.run_until_stopped(stop));
+    let producer_url = format!("{}/documents", producer.address);
     let reader = reader::Application::build(reader::Config::for_tests(
         &infra.contact_points,
         keyspace.name(),
     ))
     .await
     .unwrap();
-    let reader_url = format!("http://127.0.0.1:{}/documents", reader.port());
-    tokio::spawn(reader.run_until_stopped(shutdown.clone()));
+    let reader = testkit::spawn(reader.port(), |stop| reader.run_until_stopped(stop));
+    let reader_url = format!("{}/documents", reader.address);
     let http = testkit::http();
 
     let read = |id: Uuid| {
@@ -97,6 +95,7 @@ async fn create_read_update_delete() {
     })
     .await;
 
-    shutdown.cancel();
+    producer.stop().await;
+    reader.stop().await;
     persister.stop().await;
 }

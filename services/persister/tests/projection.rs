@@ -218,7 +218,7 @@ async fn health_and_readiness() {
     let persister = spawn_persister(&topic, &dlq, &keyspace).await;
     for path in ["/healthz", "/readyz"] {
         let response = testkit::http()
-            .get(format!("http://127.0.0.1:{}{path}", persister.port))
+            .get(format!("{}{path}", persister.app.address))
             .send()
             .await
             .unwrap();

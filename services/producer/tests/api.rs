@@ -5,21 +5,15 @@ use events::{Event, EventType, mime};
 use producer::{Application, Config};
 use rdkafka::Message;
 use reqwest::StatusCode;
-use testkit::TestTopic;
-use tokio_util::sync::CancellationToken;
+use testkit::{RunningApp, TestTopic};
 use uuid::Uuid;
 
 /// A producer on a free port, publishing to a topic of its own.
 struct TestApp {
+    /// Keeps the service running until the test ends.
+    _app: RunningApp,
     address: String,
     topic: TestTopic,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 async fn spawn_app() -> TestApp {
@@ -28,13 +22,11 @@ async fn spawn_app() -> TestApp {
     let app = Application::build(Config::for_tests(&infra.bootstrap, &topic.name))
         .await
         .expect("producer starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
     TestApp {
-        address,
+        address: app.address.clone(),
+        _app: app,
         topic,
-        shutdown,
     }
 }
 

@@ -5,20 +5,15 @@ use events::{Document, Event, mime};
 use reader::{Application, Config};
 use reqwest::StatusCode;
 use store::DocumentStore;
-use testkit::TestKeyspace;
-use tokio_util::sync::CancellationToken;
+use testkit::{RunningApp, TestKeyspace};
 use uuid::Uuid;
 
+/// A reader on a free port, reading a keyspace of its own.
 struct TestApp {
+    /// Keeps the service running until the test ends.
+    _app: RunningApp,
     address: String,
     keyspace: TestKeyspace,
-    shutdown: CancellationToken,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 async fn spawn_app() -> TestApp {
@@ -27,13 +22,11 @@ async fn spawn_app() -> TestApp {
     let app = Application::build(Config::for_tests(&infra.contact_points, keyspace.name()))
         .await
         .expect("reader starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
     TestApp {
-        address,
+        address: app.address.clone(),
+        _app: app,
         keyspace,
-        shutdown,
     }
 }
 

@@ -5,26 +5,19 @@
 
 use events::{Document, Event, mime};
 use persister::{Application, Config};
-use testkit::{TestKeyspace, TestTopic};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use testkit::{RunningApp, TestKeyspace, TestTopic};
 use uuid::Uuid;
 
-/// A running persister; cancel `shutdown` and await `task` to stop it cleanly.
+/// A running persister and its consumer group.
 pub struct Persister {
     pub group: String,
-    pub port: u16,
-    pub shutdown: CancellationToken,
-    pub task: JoinHandle<anyhow::Result<()>>,
+    pub app: RunningApp,
 }
 
 impl Persister {
+    /// Stops it and waits until it has committed and closed.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("persister task")
-            .expect("persister stops cleanly");
+        self.app.stop().await;
     }
 }
 
@@ -47,15 +40,8 @@ pub async fn spawn_persister(
 pub async fn spawn_with(config: Config) -> Persister {
     let group = config.group_id.clone();
     let app = Application::build(config).await.expect("persister starts");
-    let port = app.port();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    Persister {
-        group,
-        port,
-        shutdown,
-        task,
-    }
+    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    Persister { group, app }
 }
 
 /// Publishes `event` as the producer would; returns its partition and offset.
