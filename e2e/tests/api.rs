@@ -118,7 +118,7 @@ async fn the_error_table_holds_through_the_gateway() {
 async fn every_service_is_ready_behind_the_gateway() {
     let client = testkit::http();
     let base = e2e::check_gateway(&client).await;
-    for service in ["producer", "reader"] {
+    for service in ["producer", "reader", "notifier"] {
         let response = client
             .get(format!("{base}/{service}/readyz"))
             .send()

@@ -112,12 +112,18 @@ pub async fn produce(
 ) -> (i32, i64) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = infra()
-        .kafka_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
-        .expect("producer");
+    // One producer for the whole test process: rdkafka's producer runs on its own
+    // threads, so it serves every test's runtime, and creating one per record is slow.
+    static PRODUCER: std::sync::OnceLock<FutureProducer> = std::sync::OnceLock::new();
+    let producer = PRODUCER.get_or_init(|| {
+        infra()
+            .kafka_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .create()
+            .expect("producer")
+    });
     let mut headers = OwnedHeaders::new();
     if let Some(content_type) = content_type {
         headers = headers.insert(Header {

@@ -13,6 +13,7 @@ mod cases;
 mod containers;
 pub mod faults;
 mod helpers;
+pub mod sse;
 
 pub use app::{RunningApp, spawn};
 pub use cases::{BadCommand, assert_refused, bad_commands};

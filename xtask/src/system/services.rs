@@ -21,11 +21,15 @@ pub struct Service {
     pub port: u16,
 }
 
-/// In start order: the projection first, then the query and command sides.
-pub const SERVICES: [&Service; 3] = [
+/// In start order: the consumers first, then the query and command sides.
+pub const SERVICES: [&Service; 4] = [
     &Service {
         name: "persister",
         port: 8084,
+    },
+    &Service {
+        name: "notifier",
+        port: 8081,
     },
     &Service {
         name: "reader",

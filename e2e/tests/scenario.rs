@@ -1,0 +1,117 @@
+//! The seed's scenario through the gateway: listen, then create, read, update, read,
+//! delete and read again, receiving each event on the stream. Other traffic may share the
+//! deployment, so the stream is searched for this document's events.
+
+use std::time::{Duration, Instant};
+
+use events::{Document, DocumentId, Event, EventType, mime};
+use reqwest::StatusCode;
+use testkit::sse::SseClient;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reads the stream until the event of `kind` about `document` arrives.
+async fn receive(stream: &mut SseClient, kind: EventType, document: Uuid) -> (Event, String) {
+    let started = Instant::now();
+    loop {
+        let left = DEADLINE.saturating_sub(started.elapsed());
+        assert!(
+            !left.is_zero(),
+            "no {kind:?} event for {document} within {DEADLINE:?}"
+        );
+        let frame = stream.next_event(left).await;
+        let Ok(event) = Event::from_json(frame.data.as_deref().unwrap_or("").as_bytes()) else {
+            continue;
+        };
+        if event.payload.id == document && event.header.kind == kind {
+            return (event, frame.id.expect("every event has an id"));
+        }
+    }
+}
+
+async fn read(client: &reqwest::Client, base: &str, id: Uuid) -> reqwest::Response {
+    client
+        .get(format!("{base}/reader/documents/{id}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_update_delete_with_notifications() {
+    let client = testkit::http();
+    let base = e2e::check_gateway(&client).await;
+
+    let mut stream = SseClient::connect(&format!("{base}/notifier/documents"), None).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.headers["content-type"], mime::EVENT_STREAM);
+    let opening = stream.next_frame(DEADLINE).await.expect("opening frame");
+    assert!(opening.retry.is_some(), "a retry hint on connect");
+
+    // Create: 201 with the id, then its CREATE event.
+    let created = client
+        .post(format!("{base}/producer/documents"))
+        .header("content-type", mime::CREATE_DOCUMENT)
+        .body(r#"{"author":"Author1", "text":"Some Text"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<DocumentId>().await.unwrap().id;
+    let (event, _) = receive(&mut stream, EventType::Create, id).await;
+    assert_eq!(event.payload.author.as_deref(), Some("Author1"));
+    assert_eq!(event.header.trace_id.len(), 32);
+
+    // Read it: the persister may still be applying it, so poll with a deadline.
+    let document = testkit::eventually("the document to be readable", DEADLINE, || async {
+        let response = read(&client, &base, id).await;
+        (response.status() == StatusCode::OK).then_some(response.json::<Document>().await.ok()?)
+    })
+    .await;
+    assert_eq!(document.text.as_deref(), Some("Some Text"));
+
+    // Update the author only, then its UPDATE event; the text stays.
+    let updated = client
+        .put(format!("{base}/producer/documents"))
+        .header("content-type", mime::UPDATE_DOCUMENT)
+        .body(format!(r#"{{"id":"{id}","author":"Author2"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let (event, _) = receive(&mut stream, EventType::Update, id).await;
+    assert_eq!(event.payload.author.as_deref(), Some("Author2"));
+    assert_eq!(
+        event.payload.text, None,
+        "an update carries only what changed"
+    );
+    let document = testkit::eventually("the update to be readable", DEADLINE, || async {
+        let response = read(&client, &base, id).await;
+        let document: Document = response.json().await.ok()?;
+        (document.author.as_deref() == Some("Author2")).then_some(document)
+    })
+    .await;
+    assert_eq!(document.text.as_deref(), Some("Some Text"));
+
+    // Delete: 204, its DELETE event, then 404.
+    let deleted = client
+        .delete(format!("{base}/producer/documents/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (_, last_id) = receive(&mut stream, EventType::Delete, id).await;
+    testkit::eventually("the document to be gone", DEADLINE, || async {
+        (read(&client, &base, id).await.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+
+    // Resuming from the DELETE's id through the gateway starts after it.
+    drop(stream);
+    let mut resumed =
+        SseClient::connect(&format!("{base}/notifier/documents"), Some(&last_id)).await;
+    assert_eq!(resumed.status, 200);
+    let opening = resumed.next_frame(DEADLINE).await.expect("opening frame");
+    assert_eq!(opening.id.as_deref(), Some(last_id.as_str()));
+}

@@ -1,0 +1,57 @@
+//! The notifier's settings: environment variables (or flags), with local defaults.
+
+use std::time::Duration;
+
+/// Pushes every event of the documents topic to browsers as Server-Sent Events.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "notifier", version, about)]
+pub struct Config {
+    #[command(flatten)]
+    pub http: web::HttpArgs<8081>,
+    #[command(flatten)]
+    pub kafka: messaging::KafkaArgs,
+    /// Events kept in memory per partition, to serve reconnecting clients without Kafka.
+    #[arg(long, env = "SSE_HISTORY_PER_PARTITION", default_value_t = 1000)]
+    pub history_per_partition: usize,
+    /// Events queued per client; a client that falls this far behind is disconnected
+    /// (it resumes with its last event id).
+    #[arg(long, env = "SSE_CLIENT_BUFFER", default_value_t = 256)]
+    pub client_buffer: usize,
+    /// Concurrent streams served; one more gets 429.
+    #[arg(long, env = "SSE_MAX_CLIENTS", default_value_t = 10_000)]
+    pub max_clients: usize,
+    /// Kafka consumers that may read older history at once, whatever the number of
+    /// clients asking for it.
+    #[arg(long, env = "SSE_REPLAY_CONSUMERS", default_value_t = 4)]
+    pub replay_consumers: usize,
+    /// Seconds without traffic after which a `: keep-alive` comment is sent.
+    #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
+    pub keep_alive_secs: u64,
+    /// The reconnection delay suggested to clients (`retry:`), in milliseconds.
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 2000)]
+    pub retry_ms: u64,
+}
+
+impl Config {
+    /// Settings for tests: loopback on a free port, the given brokers and topic.
+    pub fn for_tests(bootstrap_servers: &str, topic: &str) -> Self {
+        Self {
+            http: web::HttpArgs::ephemeral(),
+            kafka: messaging::KafkaArgs::new(bootstrap_servers, topic),
+            history_per_partition: 1000,
+            client_buffer: 256,
+            max_clients: 10_000,
+            replay_consumers: 4,
+            keep_alive_secs: 15,
+            retry_ms: 2000,
+        }
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
+    }
+
+    pub fn retry(&self) -> Duration {
+        Duration::from_millis(self.retry_ms)
+    }
+}

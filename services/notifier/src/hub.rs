@@ -1,0 +1,438 @@
+//! The fan-out hub: the in-memory history of recent events per partition, the position
+//! the Kafka consumer has reached, and the connected clients with their bounded queues.
+//!
+//! One lock guards all three, so that a client's snapshot of the history and its
+//! registration for live events happen at one instant of the consumer's progress: every
+//! event is either in the snapshot or in the live queue, never both, never neither.
+//! Publishing never waits for a client: a full queue gets its client disconnected.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use telemetry::names;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::token::Position;
+
+/// One event as it is delivered: where it sits in Kafka and its JSON.
+#[derive(Debug)]
+pub struct Delivered {
+    pub partition: usize,
+    pub offset: i64,
+    pub document: Uuid,
+    pub timestamp: DateTime<Utc>,
+    /// The record value, sent as the SSE `data` unchanged.
+    pub json: String,
+}
+
+pub type Item = Arc<Delivered>;
+
+/// What a new stream gets: where it starts, what to read from Kafka first, what the
+/// memory already holds, and the queue of live events after that.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The client's position before the first event below.
+    pub start: Position,
+    /// Partitions whose requested position is older than memory: read `from..until`
+    /// from Kafka first.
+    pub from_kafka: Vec<Replay>,
+    /// Partitions whose requested position lies beyond what the topic holds (a token of
+    /// another topic, or of a topic that was recreated): they continue live from here.
+    pub ahead: Vec<(usize, i64, i64)>,
+    /// History held in memory from the requested position on, in delivery order.
+    pub from_memory: Vec<Item>,
+    /// Live events from the moment of subscription.
+    pub live: mpsc::Receiver<Item>,
+    pub guard: ClientGuard,
+}
+
+/// A range of one partition to replay from Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    pub partition: usize,
+    pub from: i64,
+    pub until: i64,
+}
+
+/// Why a stream was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("{0} streams are open, the most this notifier serves; try again later")]
+    TooMany(usize),
+}
+
+struct Client {
+    id: u64,
+    filter: Option<Uuid>,
+    queue: mpsc::Sender<Item>,
+    /// Closes the client's connection at once, even while it is blocked on a client that
+    /// stopped reading.
+    kill: Option<CancellationToken>,
+}
+
+struct State {
+    history: Vec<VecDeque<Item>>,
+    /// Per partition, the lowest offset from which memory holds every event.
+    floor: Vec<i64>,
+    /// Per partition, the next offset the consumer will read.
+    next: Vec<i64>,
+    clients: Vec<Client>,
+}
+
+/// Shared by the consumer (which publishes) and the HTTP handlers (which subscribe).
+pub struct Hub {
+    state: Mutex<State>,
+    history_per_partition: usize,
+    client_buffer: usize,
+    max_clients: usize,
+    open: AtomicUsize,
+    next_client: AtomicU64,
+    caught_up: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("open", &self.open.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub whose consumer starts reading each partition at `start`.
+    pub fn new(
+        start: Vec<i64>,
+        history_per_partition: usize,
+        client_buffer: usize,
+        max_clients: usize,
+    ) -> Arc<Self> {
+        let partitions = start.len();
+        Arc::new(Self {
+            state: Mutex::new(State {
+                history: vec![VecDeque::new(); partitions],
+                floor: start.clone(),
+                next: start,
+                clients: Vec::new(),
+            }),
+            history_per_partition: history_per_partition.max(1),
+            client_buffer: client_buffer.max(1),
+            max_clients,
+            open: AtomicUsize::new(0),
+            next_client: AtomicU64::new(0),
+            caught_up: watch::Sender::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a way
+        // that matters more than stopping every stream would.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.lock().next.len()
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The consumer read the history that was in the topic when the notifier started.
+    pub fn mark_caught_up(&self) {
+        self.caught_up.send_replace(true);
+    }
+
+    /// Whether the consumer has read up to `targets` (per partition, exclusive).
+    pub fn has_reached(&self, targets: &[i64]) -> bool {
+        let state = self.lock();
+        state
+            .next
+            .iter()
+            .zip(targets)
+            .all(|(next, target)| next >= target)
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+
+    /// Waits until the history is loaded; new streams must not start before.
+    pub async fn wait_caught_up(&self) {
+        let mut ready = self.caught_up.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// The consumer read the record at `offset` of `partition`; `item` is its event, or
+    /// `None` for a record that is not one (it only moves the position on).
+    pub fn publish(&self, partition: usize, offset: i64, item: Option<Item>) {
+        let mut state = self.lock();
+        state.next[partition] = state.next[partition].max(offset + 1);
+        let Some(item) = item else {
+            return;
+        };
+        let history = &mut state.history[partition];
+        history.push_back(Arc::clone(&item));
+        if history.len() > self.history_per_partition {
+            if let Some(dropped) = history.pop_front() {
+                state.floor[partition] = dropped.offset + 1;
+            }
+        }
+        let mut kicked = 0;
+        state.clients.retain(|client| {
+            if client.filter.is_some_and(|id| id != item.document) {
+                return true;
+            }
+            match client.queue.try_send(Arc::clone(&item)) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Too slow: let it go rather than hold anyone else up. It resumes
+                    // with the id of the last event it received.
+                    if let Some(kill) = &client.kill {
+                        kill.cancel();
+                    }
+                    kicked += 1;
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        if kicked > 0 {
+            tracing::warn!(kicked, "disconnected clients whose queue was full");
+        }
+    }
+
+    /// Registers a stream that resumes at `requested` (or starts live when `None`),
+    /// narrowed to one document when `filter` is set.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        requested: Option<Position>,
+        filter: Option<Uuid>,
+        kill: Option<CancellationToken>,
+    ) -> Result<Subscription, SubscribeError> {
+        let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        if open > self.max_clients {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubscribeError::TooMany(self.max_clients));
+        }
+        let guard = ClientGuard {
+            hub: Arc::clone(self),
+            id: self.next_client.fetch_add(1, Ordering::Relaxed),
+        };
+        metrics::gauge!(names::SSE_CLIENTS).set(open as f64);
+        let (queue, live) = mpsc::channel(self.client_buffer);
+
+        let mut state = self.lock();
+        let mut start = requested.unwrap_or_else(|| Position::new(state.next.clone()));
+        let mut from_kafka = Vec::new();
+        let mut ahead = Vec::new();
+        let mut memory: Vec<VecDeque<Item>> = Vec::with_capacity(state.next.len());
+        for partition in 0..state.next.len() {
+            let wanted = start.get(partition);
+            let (floor, next) = (state.floor[partition], state.next[partition]);
+            if wanted > next {
+                ahead.push((partition, wanted, next));
+                start.set(partition, next);
+            } else if wanted < floor {
+                from_kafka.push(Replay {
+                    partition,
+                    from: wanted,
+                    until: floor,
+                });
+            }
+            let from = start.get(partition);
+            memory.push(
+                state.history[partition]
+                    .iter()
+                    .filter(|item| item.offset >= from)
+                    .filter(|item| filter.is_none_or(|id| id == item.document))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        state.clients.push(Client {
+            id: guard.id,
+            filter,
+            queue,
+            kill,
+        });
+        drop(state);
+        Ok(Subscription {
+            start,
+            from_kafka,
+            ahead,
+            from_memory: merge_by_time(memory),
+            live,
+            guard,
+        })
+    }
+
+    /// Ends every stream: each client gets what is queued for it, then the end of the
+    /// stream.
+    pub fn close_all(&self) {
+        self.lock().clients.clear();
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        self.lock().clients.retain(|client| client.id != id);
+        let open = self.open.fetch_sub(1, Ordering::SeqCst) - 1;
+        metrics::gauge!(names::SSE_CLIENTS).set(open as f64);
+    }
+}
+
+/// Removes its client from the hub when the stream ends, however it ends.
+#[derive(Debug)]
+pub struct ClientGuard {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.id);
+    }
+}
+
+/// Merges per-partition queues (each in offset order) into one sequence by event time,
+/// never reordering a partition: a reconnecting client sees history roughly as it
+/// happened, and each document's events exactly in order.
+fn merge_by_time(mut partitions: Vec<VecDeque<Item>>) -> Vec<Item> {
+    let mut merged = Vec::with_capacity(partitions.iter().map(VecDeque::len).sum());
+    loop {
+        let earliest = partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(p, queue)| queue.front().map(|item| (item.timestamp, p)))
+            .min();
+        let Some((_, partition)) = earliest else {
+            return merged;
+        };
+        if let Some(item) = partitions[partition].pop_front() {
+            merged.push(item);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(partition: usize, offset: i64, document: Uuid, millis: i64) -> Item {
+        Arc::new(Delivered {
+            partition,
+            offset,
+            document,
+            timestamp: DateTime::from_timestamp_millis(millis).unwrap(),
+            json: format!("{partition}:{offset}"),
+        })
+    }
+
+    fn offsets(items: &[Item]) -> Vec<(usize, i64)> {
+        items.iter().map(|i| (i.partition, i.offset)).collect()
+    }
+
+    #[test]
+    fn a_resume_gets_memory_after_its_position_then_live_without_overlap() {
+        let hub = Hub::new(vec![0, 0], 10, 8, 100);
+        let doc = Uuid::new_v4();
+        hub.publish(0, 0, Some(item(0, 0, doc, 1)));
+        hub.publish(1, 0, Some(item(1, 0, doc, 2)));
+        hub.publish(0, 1, Some(item(0, 1, doc, 3)));
+
+        let mut sub = hub
+            .subscribe(Some(Position::new(vec![1, 0])), None, None)
+            .unwrap();
+        assert_eq!(offsets(&sub.from_memory), vec![(1, 0), (0, 1)]);
+        assert!(sub.from_kafka.is_empty());
+
+        hub.publish(1, 1, Some(item(1, 1, doc, 4)));
+        let live = sub.live.try_recv().unwrap();
+        assert_eq!((live.partition, live.offset), (1, 1));
+        assert!(sub.live.try_recv().is_err());
+    }
+
+    #[test]
+    fn positions_older_than_memory_are_replayed_from_kafka() {
+        let hub = Hub::new(vec![5], 2, 8, 100);
+        let doc = Uuid::new_v4();
+        for offset in 5..9 {
+            hub.publish(0, offset, Some(item(0, offset, doc, offset)));
+        }
+        // Memory holds 7 and 8 only.
+        let sub = hub
+            .subscribe(Some(Position::new(vec![3])), None, None)
+            .unwrap();
+        assert_eq!(
+            sub.from_kafka,
+            vec![Replay {
+                partition: 0,
+                from: 3,
+                until: 7
+            }]
+        );
+        assert_eq!(offsets(&sub.from_memory), vec![(0, 7), (0, 8)]);
+    }
+
+    #[test]
+    fn a_full_queue_disconnects_its_client_and_nobody_else() {
+        let hub = Hub::new(vec![0], 100, 2, 100);
+        let doc = Uuid::new_v4();
+        let kill = CancellationToken::new();
+        let slow = hub.subscribe(None, None, Some(kill.clone())).unwrap();
+        let mut fast = hub.subscribe(None, None, None).unwrap();
+        for offset in 0..5 {
+            hub.publish(0, offset, Some(item(0, offset, doc, offset)));
+            assert!(fast.live.try_recv().is_ok(), "fast client got {offset}");
+        }
+        assert!(
+            kill.is_cancelled(),
+            "the slow client's connection is closed"
+        );
+        drop(slow);
+        assert_eq!(hub.open_streams(), 1);
+    }
+
+    #[test]
+    fn the_cap_refuses_one_stream_too_many() {
+        let hub = Hub::new(vec![0], 10, 8, 2);
+        let _a = hub.subscribe(None, None, None).unwrap();
+        let b = hub.subscribe(None, None, None).unwrap();
+        assert!(hub.subscribe(None, None, None).is_err());
+        drop(b);
+        assert!(hub.subscribe(None, None, None).is_ok());
+    }
+
+    #[test]
+    fn a_filter_narrows_memory_and_live_to_one_document() {
+        let hub = Hub::new(vec![0], 10, 8, 100);
+        let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+        hub.publish(0, 0, Some(item(0, 0, other, 1)));
+        hub.publish(0, 1, Some(item(0, 1, mine, 2)));
+        let mut sub = hub
+            .subscribe(Some(Position::new(vec![0])), Some(mine), None)
+            .unwrap();
+        assert_eq!(offsets(&sub.from_memory), vec![(0, 1)]);
+        hub.publish(0, 2, Some(item(0, 2, other, 3)));
+        hub.publish(0, 3, Some(item(0, 3, mine, 4)));
+        assert_eq!(sub.live.try_recv().unwrap().offset, 3);
+        assert!(sub.live.try_recv().is_err());
+    }
+
+    #[test]
+    fn history_is_merged_by_time_without_reordering_a_partition() {
+        let doc = Uuid::new_v4();
+        let p0 = VecDeque::from(vec![item(0, 0, doc, 10), item(0, 1, doc, 5)]);
+        let p1 = VecDeque::from(vec![item(1, 0, doc, 7)]);
+        // Partition 0's clock went backwards: its order still wins.
+        assert_eq!(
+            offsets(&merge_by_time(vec![p0, p1])),
+            vec![(1, 0), (0, 0), (0, 1)]
+        );
+    }
+}

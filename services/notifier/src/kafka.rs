@@ -1,0 +1,259 @@
+//! The notifier's Kafka side: the one consumer that reads every partition into the hub,
+//! and the bounded pool of replay readers for positions older than memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use events::{Event, mime};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use telemetry::names;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Delivered, Hub, Item};
+
+/// The consumer group name the notifier reports in metrics; it never commits.
+pub const GROUP: &str = "notifier";
+
+/// Errors of the Kafka side, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("Kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("topic {0} does not exist (create it with `cargo xtask infra up`)")]
+    NoTopic(String),
+    #[error("Kafka probe failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Watermarks of every partition of a topic: (low, high) by partition.
+pub async fn watermarks(kafka: &messaging::KafkaArgs) -> Result<Vec<(i64, i64)>, KafkaError> {
+    let config = kafka.client_config();
+    let topic = kafka.topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create()?;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .ok_or_else(|| KafkaError::NoTopic(topic.clone()))?
+            .partitions()
+            .len();
+        (0..partitions as i32)
+            .map(|p| Ok(consumer.fetch_watermarks(&topic, p, timeout)?))
+            .collect()
+    })
+    .await?
+}
+
+/// A consumer assigned to every partition at `start`.
+pub fn live_consumer(
+    kafka: &messaging::KafkaArgs,
+    start: &[i64],
+) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", GROUP)
+        // The notifier never commits: where each client stands is in its token.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for (partition, &offset) in start.iter().enumerate() {
+        assignment.add_partition_offset(&kafka.topic, partition as i32, Offset::Offset(offset))?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// The event in a record, if it is one (the persister dead-letters the others; here
+/// they only move the position on).
+pub fn item_of(message: &BorrowedMessage<'_>) -> Option<Item> {
+    let content_type = messaging::header_str(message.headers(), "content-type")?;
+    if !mime::matches(content_type, mime::EVENT) {
+        return None;
+    }
+    let payload = message.payload()?;
+    let event = Event::from_json(payload).ok()?;
+    Some(Arc::new(Delivered {
+        partition: usize::try_from(message.partition()).ok()?,
+        offset: message.offset(),
+        document: event.payload.id,
+        timestamp: event.header.timestamp,
+        json: String::from_utf8(payload.to_vec()).ok()?,
+    }))
+}
+
+/// Reads every partition into the hub until `shutdown`. Marks the hub caught up once
+/// each partition reached `targets` (its end when the notifier started).
+pub async fn run_consumer(
+    consumer: StreamConsumer,
+    hub: Arc<Hub>,
+    targets: Vec<i64>,
+    topic: String,
+    shutdown: CancellationToken,
+) {
+    let caught_up = |hub: &Hub| {
+        if !hub.is_caught_up() && hub.has_reached(&targets) {
+            tracing::info!("history loaded: streams can start");
+            hub.mark_caught_up();
+        }
+    };
+    caught_up(&hub);
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            message = consumer.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                let Ok(partition) = usize::try_from(message.partition()) else {
+                    continue;
+                };
+                let item = item_of(&message);
+                if item.is_none() {
+                    tracing::warn!(
+                        partition,
+                        offset = message.offset(),
+                        "record is not an event of the contract: not pushed"
+                    );
+                }
+                if let Some(item) = &item {
+                    let latency = (Utc::now() - item.timestamp).to_std().unwrap_or_default();
+                    metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "notified")
+                        .record(latency.as_secs_f64());
+                }
+                metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic.clone(), "group" => GROUP)
+                    .increment(1);
+                hub.publish(partition, message.offset(), item);
+                caught_up(&hub);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Kafka consumer error");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// At most `size` readers of older history at once, whatever the number of clients.
+#[derive(Debug, Clone)]
+pub struct ReplayPool {
+    permits: Arc<Semaphore>,
+    kafka: messaging::KafkaArgs,
+}
+
+/// One partition read from Kafka, `from` up to (not including) `until`.
+pub struct ReplayReader {
+    consumer: StreamConsumer,
+    until: i64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for ReplayReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayReader")
+            .field("until", &self.until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a replay starts: the requested offset, or later when the topic no longer holds
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayStart {
+    pub from: i64,
+    /// The earliest offset the topic still holds, when it is above the requested one.
+    pub lost_below: Option<i64>,
+}
+
+impl ReplayPool {
+    pub fn new(kafka: messaging::KafkaArgs, size: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(size.max(1))),
+            kafka,
+        }
+    }
+
+    /// Waits for a free reader, then opens `partition` at `from` (or at the earliest
+    /// offset still held, when `from` is older).
+    pub async fn open(
+        &self,
+        partition: usize,
+        from: i64,
+        until: i64,
+    ) -> Result<(ReplayReader, ReplayStart), KafkaError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the replay semaphore is never closed");
+        let config = self.kafka.client_config();
+        let topic = self.kafka.topic.clone();
+        let low = tokio::task::spawn_blocking(move || -> Result<i64, KafkaError> {
+            let consumer: BaseConsumer = config.create()?;
+            let (low, _) =
+                consumer.fetch_watermarks(&topic, partition as i32, Duration::from_secs(10))?;
+            Ok(low)
+        })
+        .await??;
+        let start = if from < low {
+            ReplayStart {
+                from: low,
+                lost_below: Some(low),
+            }
+        } else {
+            ReplayStart {
+                from,
+                lost_below: None,
+            }
+        };
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(
+            &self.kafka.topic,
+            partition as i32,
+            Offset::Offset(start.from),
+        )?;
+        consumer.assign(&assignment)?;
+        Ok((
+            ReplayReader {
+                consumer,
+                until,
+                _permit: permit,
+            },
+            start,
+        ))
+    }
+}
+
+impl ReplayReader {
+    /// The next record below `until`: its offset and event (if it is one); `None` at the
+    /// end of the range.
+    pub async fn next(&mut self) -> Result<Option<(i64, Option<Item>)>, KafkaError> {
+        // The range ends below the memory's floor, so a record at or past `until` exists;
+        // the timeout only guards against a topic truncated meanwhile.
+        let message = tokio::time::timeout(Duration::from_secs(30), self.consumer.recv())
+            .await
+            .map_err(|_| {
+                KafkaError::Client(rdkafka::error::KafkaError::MessageConsumption(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                ))
+            })??;
+        let offset = message.offset();
+        if offset >= self.until {
+            return Ok(None);
+        }
+        Ok(Some((offset, item_of(&message))))
+    }
+}

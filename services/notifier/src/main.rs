@@ -1,0 +1,17 @@
+//! The notifier binary: configuration from the environment, then the application until
+//! SIGTERM or Ctrl-C.
+
+use anyhow::Context;
+use clap::Parser;
+use notifier::{Application, Config};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = telemetry::init("notifier");
+    let app = Application::build(config)
+        .await
+        .context("cannot start the notifier")?;
+    tracing::info!(port = app.port(), "notifier listening");
+    app.run_until_stopped(web::shutdown_on_signal()).await
+}

@@ -1,0 +1,121 @@
+//! Building and running the notifier: `Application::build` finds the partitions and where
+//! recent history starts, assigns the consumer and binds the port; `run_until_stopped`
+//! consumes and serves until the shutdown token is cancelled, then ends every stream.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use rdkafka::consumer::StreamConsumer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+use crate::hub::Hub;
+use crate::kafka::{self, ReplayPool};
+use crate::routes::{self, Streams};
+use crate::serve;
+
+/// A notifier ready to run.
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    hub: Arc<Hub>,
+    consumer: StreamConsumer,
+    targets: Vec<i64>,
+    config: Config,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("hub", &self.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self> {
+        let marks = kafka::watermarks(&config.kafka)
+            .await
+            .context("cannot read the documents topic's partitions")?;
+        // Pre-fill memory with the last events of each partition, so that the clients
+        // reconnecting after a restart are served without Kafka replays.
+        let depth = i64::try_from(config.history_per_partition).unwrap_or(i64::MAX);
+        let start: Vec<i64> = marks
+            .iter()
+            .map(|&(low, high)| low.max(high - depth))
+            .collect();
+        let targets: Vec<i64> = marks.iter().map(|&(_, high)| high).collect();
+        let consumer = kafka::live_consumer(&config.kafka, &start)
+            .context("cannot create the Kafka consumer")?;
+        let hub = Hub::new(
+            start,
+            config.history_per_partition,
+            config.client_buffer,
+            config.max_clients,
+        );
+        let listener = config.http.bind().await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self {
+            listener,
+            port,
+            hub,
+            consumer,
+            targets,
+            config,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes and serves until `shutdown` is cancelled; then every stream ends cleanly.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
+        let consumer_stop = CancellationToken::new();
+        let consumer = tokio::spawn(kafka::run_consumer(
+            self.consumer,
+            Arc::clone(&self.hub),
+            self.targets,
+            self.config.kafka.topic.clone(),
+            consumer_stop.clone(),
+        ));
+        let hub = Arc::clone(&self.hub);
+        let bootstrap = self.config.kafka.bootstrap_servers.clone();
+        let ready: web::ReadinessCheck = Arc::new(move || {
+            let hub = Arc::clone(&hub);
+            let bootstrap = bootstrap.clone();
+            Box::pin(async move {
+                messaging::ping(&bootstrap).await?;
+                if hub.is_caught_up() {
+                    Ok(())
+                } else {
+                    Err("still loading recent history".to_owned())
+                }
+            })
+        });
+        let streams = Streams {
+            hub: Arc::clone(&self.hub),
+            replays: ReplayPool::new(self.config.kafka.clone(), self.config.replay_consumers),
+            keep_alive: self.config.keep_alive(),
+            retry: self.config.retry(),
+        };
+        let router = Router::new()
+            .merge(routes::router(streams))
+            .merge(web::health_routes(ready));
+        // The hub ends every stream when shutdown begins, so that connections can finish.
+        let hub = Arc::clone(&self.hub);
+        let closing = shutdown.clone();
+        tokio::spawn(async move {
+            closing.cancelled().await;
+            hub.close_all();
+        });
+        serve::serve(self.listener, router, shutdown).await;
+        consumer_stop.cancel();
+        consumer.await?;
+        tracing::info!("notifier stopped");
+        Ok(())
+    }
+}

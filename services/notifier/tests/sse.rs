@@ -1,0 +1,396 @@
+//! The notifier against the real Kafka: every event to every client, resume by
+//! `Last-Event-ID` with no gap and no duplicate (from memory, after a restart, and from
+//! Kafka), `event: reset` when history is gone, fan-out that a stalled client cannot
+//! hold up, the stream cap, and the wire format of the frames.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use events::{Event, mime};
+use notifier::{Application, Config};
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::AdminOptions;
+use testkit::sse::{Frame, SseClient};
+use testkit::{RunningApp, TestTopic};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn start(config: Config) -> RunningApp {
+    let app = Application::build(config).await.expect("notifier starts");
+    testkit::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
+async fn spawn_notifier(topic: &TestTopic) -> RunningApp {
+    start(Config::for_tests(&testkit::infra().bootstrap, &topic.name)).await
+}
+
+fn event(document: Uuid, text: &str) -> Event {
+    let command = events::CreateDocument {
+        author: Some("author".into()),
+        text: Some(text.into()),
+    };
+    Event::created(document, command, Uuid::new_v4().simple().to_string())
+}
+
+/// Publishes as the producer does (key = document id, event content type).
+async fn publish(topic: &TestTopic, event: &Event) {
+    testkit::produce(
+        &topic.name,
+        &event.key(),
+        &event.to_json(),
+        Some(mime::EVENT),
+    )
+    .await;
+}
+
+/// Publishes `count` events about `documents` in turn; returns them in order.
+async fn publish_many(
+    topic: &TestTopic,
+    documents: &[Uuid],
+    count: usize,
+    tag: &str,
+) -> Vec<Event> {
+    let mut sent = Vec::with_capacity(count);
+    for i in 0..count {
+        let event = event(documents[i % documents.len()], &format!("{tag}-{i}"));
+        publish(topic, &event).await;
+        sent.push(event);
+    }
+    sent
+}
+
+async fn listen(app: &RunningApp, last_event_id: Option<&str>) -> SseClient {
+    let client = SseClient::connect(&format!("{}/documents", app.address), last_event_id).await;
+    assert_eq!(client.status, 200);
+    client
+}
+
+/// Opens a stream and reads its opening frame (the `retry:` hint and starting id).
+async fn listen_ready(app: &RunningApp, last_event_id: Option<&str>) -> (SseClient, Frame) {
+    let mut client = listen(app, last_event_id).await;
+    let opening = client.next_frame(WAIT).await.expect("an opening frame");
+    (client, opening)
+}
+
+fn parse(frames: &[Frame]) -> Vec<Event> {
+    frames
+        .iter()
+        .map(|f| Event::from_json(f.data.as_deref().unwrap().as_bytes()).unwrap())
+        .collect()
+}
+
+/// The texts of each document's events, in the order given: per-document order is what
+/// the contract keeps (partitions interleave freely).
+fn by_document(events: &[Event]) -> BTreeMap<Uuid, Vec<String>> {
+    let mut map: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+    for e in events {
+        map.entry(e.payload.id)
+            .or_default()
+            .push(e.payload.text.clone().unwrap_or_default());
+    }
+    map
+}
+
+fn assert_same_events(received: &[Event], sent: &[Event]) {
+    let ids = |events: &[Event]| {
+        let mut ids: Vec<Uuid> = events.iter().map(|e| e.header.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(received),
+        ids(sent),
+        "exactly the events sent, each once"
+    );
+    assert_eq!(
+        by_document(received),
+        by_document(sent),
+        "each document in order"
+    );
+}
+
+#[tokio::test]
+async fn every_event_reaches_the_stream_as_published() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let (mut client, opening) = listen_ready(&app, None).await;
+    assert_eq!(client.headers["content-type"], mime::EVENT_STREAM);
+    assert_eq!(client.headers["cache-control"], "no-cache");
+    assert_eq!(opening.retry, Some(2000));
+    assert_eq!(opening.id.as_deref(), Some("0:0,1:0,2:0"));
+
+    let documents: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let sent = publish_many(&topic, &documents, 6, "live").await;
+    let frames = client.events(6, WAIT).await;
+    for frame in &frames {
+        // The data is the record value, byte for byte.
+        let event = Event::from_json(frame.data.as_deref().unwrap().as_bytes()).unwrap();
+        let original = sent
+            .iter()
+            .find(|e| e.header.id == event.header.id)
+            .unwrap();
+        assert_eq!(
+            frame.data.as_deref().unwrap().as_bytes(),
+            original.to_json()
+        );
+    }
+    assert_same_events(&parse(&frames), &sent);
+}
+
+/// Receives some events, disconnects, lets more be published, and reconnects with the
+/// last id: exactly the missed events come, then the live ones.
+#[tokio::test]
+async fn a_reconnect_with_the_last_id_gets_exactly_what_was_missed() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let documents: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let (mut client, _) = listen_ready(&app, None).await;
+    let seen = publish_many(&topic, &documents, 5, "seen").await;
+    let frames = client.events(5, WAIT).await;
+    assert_same_events(&parse(&frames), &seen);
+    let last_id = frames.last().unwrap().id.clone().unwrap();
+    drop(client);
+
+    let missed = publish_many(&topic, &documents, 7, "missed").await;
+    let (mut client, opening) = listen_ready(&app, Some(&last_id)).await;
+    assert_eq!(
+        opening.id.as_deref(),
+        Some(last_id.as_str()),
+        "starts where it left"
+    );
+    let frames = client.events(7, WAIT).await;
+    assert_same_events(&parse(&frames), &missed);
+    // Nothing more was queued: the next event is the next one published.
+    let after = event(documents[0], "after");
+    publish(&topic, &after).await;
+    let next = parse(&[client.next_event(WAIT).await]);
+    assert_eq!(next[0].header.id, after.header.id);
+}
+
+#[tokio::test]
+async fn a_reconnect_after_the_notifier_restarted_is_served_from_the_prefilled_history() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    // The first notifier stops after the client disconnected; a new one answers the
+    // reconnect from what it loaded at start-up.
+    let documents: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let (mut client, _) = listen_ready(&app, None).await;
+    let seen = publish_many(&topic, &documents, 5, "seen").await;
+    let frames = client.events(5, WAIT).await;
+    assert_same_events(&parse(&frames), &seen);
+    let last_id = frames.last().unwrap().id.clone().unwrap();
+    drop(client);
+    app.stop().await;
+
+    let missed = publish_many(&topic, &documents, 7, "missed").await;
+    let restarted = start(config).await;
+    let (mut client, _) = listen_ready(&restarted, Some(&last_id)).await;
+    let frames = client.events(7, WAIT).await;
+    assert_same_events(&parse(&frames), &missed);
+    let after = event(documents[0], "after");
+    publish(&topic, &after).await;
+    assert_eq!(
+        parse(&[client.next_event(WAIT).await])[0].header.id,
+        after.header.id
+    );
+}
+
+#[tokio::test]
+async fn a_position_older_than_memory_is_replayed_from_kafka() {
+    let topic = testkit::infra().topic(1).await;
+    let document = Uuid::new_v4();
+    let sent = publish_many(&topic, &[document], 10, "old").await;
+    let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    config.history_per_partition = 2; // memory holds offsets 8 and 9 only
+    let app = start(config).await;
+
+    let (mut client, opening) = listen_ready(&app, Some("0:1")).await;
+    assert_eq!(opening.id.as_deref(), Some("0:1"));
+    let frames = client.events(9, WAIT).await;
+    assert_eq!(
+        parse(&frames),
+        sent[1..].to_vec(),
+        "offsets 1 to 9, in order"
+    );
+    assert_eq!(frames.last().unwrap().id.as_deref(), Some("0:10"));
+}
+
+#[tokio::test]
+async fn a_position_the_topic_no_longer_holds_gets_a_reset_then_the_earliest_events() {
+    let topic = testkit::infra().topic(1).await;
+    let sent = publish_many(&topic, &[Uuid::new_v4()], 6, "kept").await;
+    // Delete records below offset 3, as retention would.
+    let admin = messaging::admin_client(&testkit::infra().bootstrap).unwrap();
+    let mut below = TopicPartitionList::new();
+    below
+        .add_partition_offset(&topic.name, 0, rdkafka::Offset::Offset(3))
+        .unwrap();
+    admin
+        .delete_records(&below, &AdminOptions::new())
+        .await
+        .expect("delete records");
+    let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    config.history_per_partition = 1;
+    let app = start(config).await;
+
+    let (mut client, _) = listen_ready(&app, Some("0:1")).await;
+    let reset = client.next_frame(WAIT).await.unwrap();
+    assert_eq!(reset.event.as_deref(), Some("reset"));
+    assert_eq!(reset.id.as_deref(), Some("0:3"));
+    let data: serde_json::Value = serde_json::from_str(reset.data.as_deref().unwrap()).unwrap();
+    assert_eq!(data["requestedOffset"], 1);
+    assert_eq!(data["continuesFromOffset"], 3);
+    assert!(data["message"].as_str().unwrap().contains("history lost"));
+    let frames = client.events(3, WAIT).await;
+    assert_eq!(parse(&frames), sent[3..].to_vec());
+}
+
+#[tokio::test]
+async fn every_client_gets_every_event_and_a_stalled_one_is_let_go() {
+    let topic = testkit::infra().topic(3).await;
+    let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    config.client_buffer = 8;
+    let app = start(config).await;
+
+    // A client that reads its response head, then nothing: its socket fills, then its
+    // queue, and the notifier must let it go without slowing anyone else down.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /documents HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0_u8; 256];
+    let n = stalled.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+
+    // Five clients that read as they should, each on a task of its own.
+    const EVENTS: usize = 200;
+    let mut readers = Vec::new();
+    for _ in 0..5 {
+        let (mut client, _) = listen_ready(&app, None).await;
+        readers.push(tokio::spawn(async move {
+            parse(&client.events(EVENTS, WAIT).await)
+        }));
+    }
+    // Events large enough to fill the stalled client's socket buffers (the kernel's
+    // send buffer grows to a few MiB) and then its queue.
+    let big = "x".repeat(32 * 1024);
+    let documents: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let sent = publish_many(&topic, &documents, EVENTS, &big).await;
+    for reader in readers {
+        assert_same_events(&reader.await.expect("reader task"), &sent);
+    }
+
+    // The stalled client's connection was closed: draining it ends in EOF or a reset.
+    let mut sink = vec![0_u8; 64 * 1024];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled client was never disconnected");
+}
+
+#[tokio::test]
+async fn the_stream_past_the_cap_gets_429() {
+    let topic = testkit::infra().topic(1).await;
+    let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    config.max_clients = 2;
+    let app = start(config).await;
+    let _a = listen_ready(&app, None).await;
+    let _b = listen_ready(&app, None).await;
+    let refused = testkit::http()
+        .get(format!("{}/documents", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["content-type"], mime::PROBLEM);
+}
+
+#[tokio::test]
+async fn bad_tokens_and_ids_get_400_with_a_problem() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let http = testkit::http();
+    for (what, request) in [
+        (
+            "malformed header token",
+            http.get(format!("{}/documents", app.address))
+                .header("last-event-id", "yesterday"),
+        ),
+        (
+            "partition out of range",
+            http.get(format!("{}/documents?lastEventId=7:1", app.address)),
+        ),
+        (
+            "document id not a UUID",
+            http.get(format!("{}/documents?documentId=42", app.address)),
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{what}");
+        assert_eq!(response.headers()["content-type"], mime::PROBLEM, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_can_be_narrowed_to_one_document() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let url = format!("{}/documents?documentId={mine}", app.address);
+    let mut client = SseClient::connect(&url, None).await;
+    client.next_frame(WAIT).await.unwrap();
+    publish(&topic, &event(other, "not mine")).await;
+    let wanted = event(mine, "mine");
+    publish(&topic, &wanted).await;
+    let frame = client.next_event(WAIT).await;
+    assert_eq!(parse(&[frame])[0].header.id, wanted.header.id);
+}
+
+#[tokio::test]
+async fn the_query_token_works_like_the_header() {
+    let topic = testkit::infra().topic(1).await;
+    let sent = publish_many(&topic, &[Uuid::new_v4()], 3, "q").await;
+    let app = spawn_notifier(&topic).await;
+    let url = format!("{}/documents?lastEventId=0:1", app.address);
+    let mut client = SseClient::connect(&url, None).await;
+    client.next_frame(WAIT).await.unwrap();
+    assert_eq!(parse(&client.events(2, WAIT).await), sent[1..].to_vec());
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_stream_cleanly() {
+    let topic = testkit::infra().topic(1).await;
+    let app = spawn_notifier(&topic).await;
+    let (mut client, _) = listen_ready(&app, None).await;
+    app.stop().await;
+    assert_eq!(client.next_frame(WAIT).await, None, "the stream ended");
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let topic = testkit::infra().topic(1).await;
+    let app = spawn_notifier(&topic).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = testkit::http()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
