@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module with a `run` function; every external command
 //! is echoed before it runs (see `cmd`), so that what xtask does can be done by hand.
 
+mod bench;
 mod cmd;
 mod e2e;
 mod infra;
@@ -52,6 +53,8 @@ enum Command {
     Test(test::Args),
     /// Run the e2e tests against a running deployment through its gateway.
     E2e(e2e::Args),
+    /// Measure latency and memory of the local system, against baselines of the same run.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Infra { command } => infra::run(command),
         Command::Test(args) => test::run(args),
         Command::E2e(args) => e2e::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

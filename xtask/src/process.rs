@@ -83,17 +83,18 @@ pub fn stop(title: &str, marker: &str, signal: Signal, grace: Duration) -> Resul
     Ok(stopping)
 }
 
-/// Resident memory of `pid` in MiB, from `ps` (for `status`).
-pub fn resident_mib(pid: i32) -> Option<u64> {
+/// Resident memory of `pid` in KiB, from `ps`.
+pub fn resident_kib(pid: i32) -> Option<u64> {
     let output = Command::new("ps")
         .args(["-o", "rss=", "-p", &pid.to_string()])
         .output()
         .ok()?;
-    let kib: u64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024)
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+/// Resident memory of `pid` in MiB (for `status`).
+pub fn resident_mib(pid: i32) -> Option<u64> {
+    resident_kib(pid).map(|kib| kib / 1024)
 }
 
 /// Deletes a directory if it exists.

@@ -62,6 +62,21 @@ pub fn stop_services_and_gateway() -> Result<()> {
     Ok(())
 }
 
+/// The pid of the running notifier, if any.
+pub fn notifier_pid() -> Result<Option<i32>> {
+    let notifier = SERVICES
+        .iter()
+        .find(|s| s.name == "notifier")
+        .expect("the notifier is a service");
+    for release in [false, true] {
+        if let Some(&pid) = process::pids(&notifier.binary(release).display().to_string())?.first()
+        {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether every service and the gateway run and answer.
 pub fn is_up() -> bool {
     SERVICES
