@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use events::{Document, DocumentId, Event, EventType, mime};
-use reqwest::StatusCode;
+use events::{Event, EventType, mime};
 use testkit::sse::SseClient;
 use uuid::Uuid;
 
@@ -30,14 +29,6 @@ async fn receive(stream: &mut SseClient, kind: EventType, document: Uuid) -> (Ev
     }
 }
 
-async fn read(client: &reqwest::Client, base: &str, id: Uuid) -> reqwest::Response {
-    client
-        .get(format!("{base}/reader/documents/{id}"))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn create_update_delete_with_notifications() {
     let client = testkit::http();
@@ -49,37 +40,26 @@ async fn create_update_delete_with_notifications() {
     let opening = stream.next_frame(DEADLINE).await.expect("opening frame");
     assert!(opening.retry.is_some(), "a retry hint on connect");
 
+    let api = testkit::Api::new(&format!("{base}/producer"), &format!("{base}/reader"));
+
     // Create: 201 with the id, then its CREATE event.
-    let created = client
-        .post(format!("{base}/producer/documents"))
-        .header("content-type", mime::CREATE_DOCUMENT)
-        .body(r#"{"author":"Author1", "text":"Some Text"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let id = created.json::<DocumentId>().await.unwrap().id;
+    let id = api
+        .create(r#"{"author":"Author1", "text":"Some Text"}"#)
+        .await;
     let (event, _) = receive(&mut stream, EventType::Create, id).await;
     assert_eq!(event.payload.author.as_deref(), Some("Author1"));
     assert_eq!(event.header.trace_id.len(), 32);
 
     // Read it: the persister may still be applying it, so poll with a deadline.
-    let document = testkit::eventually("the document to be readable", DEADLINE, || async {
-        let response = read(&client, &base, id).await;
-        (response.status() == StatusCode::OK).then_some(response.json::<Document>().await.ok()?)
+    let document = testkit::eventually("the document to be readable", DEADLINE, || {
+        api.read_document(id)
     })
     .await;
     assert_eq!(document.text.as_deref(), Some("Some Text"));
 
     // Update the author only, then its UPDATE event; the text stays.
-    let updated = client
-        .put(format!("{base}/producer/documents"))
-        .header("content-type", mime::UPDATE_DOCUMENT)
-        .body(format!(r#"{{"id":"{id}","author":"Author2"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(updated.status(), StatusCode::OK);
+    api.update(&format!(r#"{{"id":"{id}","author":"Author2"}}"#))
+        .await;
     let (event, _) = receive(&mut stream, EventType::Update, id).await;
     assert_eq!(event.payload.author.as_deref(), Some("Author2"));
     assert_eq!(
@@ -87,23 +67,18 @@ async fn create_update_delete_with_notifications() {
         "an update carries only what changed"
     );
     let document = testkit::eventually("the update to be readable", DEADLINE, || async {
-        let response = read(&client, &base, id).await;
-        let document: Document = response.json().await.ok()?;
-        (document.author.as_deref() == Some("Author2")).then_some(document)
+        api.read_document(id)
+            .await
+            .filter(|d| d.author.as_deref() == Some("Author2"))
     })
     .await;
     assert_eq!(document.text.as_deref(), Some("Some Text"));
 
     // Delete: 204, its DELETE event, then 404.
-    let deleted = client
-        .delete(format!("{base}/producer/documents/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    api.delete(id).await;
     let (_, last_id) = receive(&mut stream, EventType::Delete, id).await;
     testkit::eventually("the document to be gone", DEADLINE, || async {
-        (read(&client, &base, id).await.status() == StatusCode::NOT_FOUND).then_some(())
+        api.read(id).await.filter(Option::is_none)
     })
     .await;
 

@@ -8,6 +8,7 @@
 //! `CQRS_TEST_INFRA=containers`, where a Docker engine runs, the kit starts Kafka and
 //! ScyllaDB (Cassandra's wire protocol) with testcontainers instead.
 
+mod api;
 mod app;
 mod cases;
 mod containers;
@@ -15,6 +16,7 @@ pub mod faults;
 mod helpers;
 pub mod sse;
 
+pub use api::Api;
 pub use app::{RunningApp, spawn};
 pub use cases::{BadCommand, assert_refused, bad_commands};
 pub use helpers::{

@@ -6,9 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use events::{Document, mime};
-use reqwest::StatusCode;
-use uuid::Uuid;
 
 #[tokio::test]
 async fn create_read_update_delete() {
@@ -22,7 +19,6 @@ async fn create_read_update_delete() {
             .await
             .unwrap();
     let producer = testkit::spawn(producer.port(), |stop| producer.run_until_stopped(stop));
-    let producer_url = format!("{}/documents", producer.address);
     let reader = reader::Application::build(reader::Config::for_tests(
         &infra.contact_points,
         keyspace.name(),
@@ -30,34 +26,15 @@ async fn create_read_update_delete() {
     .await
     .unwrap();
     let reader = testkit::spawn(reader.port(), |stop| reader.run_until_stopped(stop));
-    let reader_url = format!("{}/documents", reader.address);
-    let http = testkit::http();
-
-    let read = |id: Uuid| {
-        let (http, url) = (http.clone(), format!("{reader_url}/{id}"));
-        async move {
-            let response = http.get(url).send().await.ok()?;
-            match response.status() {
-                StatusCode::OK => Some(Some(response.json::<Document>().await.ok()?)),
-                StatusCode::NOT_FOUND => Some(None),
-                _ => None,
-            }
-        }
-    };
+    let api = testkit::Api::new(&producer.address, &reader.address);
     let deadline = Duration::from_secs(30);
 
     // Create, then read it.
-    let created = http
-        .post(&producer_url)
-        .header("content-type", mime::CREATE_DOCUMENT)
-        .body(r#"{"author":"Author1", "text":"Some Text"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let id = created.json::<events::DocumentId>().await.unwrap().id;
-    let document = testkit::eventually("the created document to be readable", deadline, || async {
-        read(id).await.flatten()
+    let id = api
+        .create(r#"{"author":"Author1", "text":"Some Text"}"#)
+        .await;
+    let document = testkit::eventually("the created document to be readable", deadline, || {
+        api.read_document(id)
     })
     .await;
     assert_eq!(
@@ -66,32 +43,20 @@ async fn create_read_update_delete() {
     );
 
     // Update the author only: the text stays.
-    let updated = http
-        .put(&producer_url)
-        .header("content-type", mime::UPDATE_DOCUMENT)
-        .body(format!(r#"{{"id":"{id}","author":"Author2"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(updated.status(), StatusCode::OK);
+    api.update(&format!(r#"{{"id":"{id}","author":"Author2"}}"#))
+        .await;
     let document = testkit::eventually("the update to be readable", deadline, || async {
-        read(id)
+        api.read_document(id)
             .await
-            .flatten()
             .filter(|d| d.author.as_deref() == Some("Author2"))
     })
     .await;
     assert_eq!(document.text.as_deref(), Some("Some Text"));
 
     // Delete: then 404.
-    let deleted = http
-        .delete(format!("{producer_url}/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    api.delete(id).await;
     testkit::eventually("the document to be gone", deadline, || async {
-        read(id).await.filter(Option::is_none)
+        api.read(id).await.filter(Option::is_none)
     })
     .await;
 
