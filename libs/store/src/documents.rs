@@ -94,39 +94,51 @@ impl DocumentStore {
     /// Returns the operation that ran.
     pub async fn apply(&self, event: &Event, offset: i64) -> Result<Operation, StoreError> {
         let id = event.payload.id;
-        let (operation, result) = match event.header.kind {
+        let operation = match event.header.kind {
+            EventType::Create | EventType::Update => Operation::Upsert,
+            EventType::Delete => Operation::Delete,
+        };
+        let result = telemetry::db::cassandra(
+            "write",
+            operation.as_str(),
+            "documents",
+            self.write(event, offset),
+        )
+        .await;
+        result.map_err(|source| StoreError::Execute {
+            statement: format!("{} of document {id}", operation.as_str()),
+            source: Box::new(source),
+        })?;
+        Ok(operation)
+    }
+
+    async fn write(
+        &self,
+        event: &Event,
+        offset: i64,
+    ) -> Result<scylla::response::query_result::QueryResult, scylla::errors::ExecutionError> {
+        let id = event.payload.id;
+        match event.header.kind {
             // A create defines the whole document: a missing field is null.
             EventType::Create => {
                 let author = MaybeUnset::Set(event.payload.author.as_deref());
                 let text = MaybeUnset::Set(event.payload.text.as_deref());
                 let values = (id, author, text, offset);
-                (
-                    Operation::Upsert,
-                    self.session.execute_unpaged(&self.upsert, values).await,
-                )
+                self.session.execute_unpaged(&self.upsert, values).await
             }
             // An update writes only what it carries; unset columns keep their value.
             EventType::Update => {
                 let author = unset_if_none(event.payload.author.as_deref());
                 let text = unset_if_none(event.payload.text.as_deref());
                 let values = (id, author, text, offset);
-                (
-                    Operation::Upsert,
-                    self.session.execute_unpaged(&self.upsert, values).await,
-                )
+                self.session.execute_unpaged(&self.upsert, values).await
             }
-            EventType::Delete => (
-                Operation::Delete,
+            EventType::Delete => {
                 self.session
                     .execute_unpaged(&self.delete, (offset, id))
-                    .await,
-            ),
-        };
-        result.map_err(|source| StoreError::Execute {
-            statement: format!("{} of document {id}", operation.as_str()),
-            source: Box::new(source),
-        })?;
-        Ok(operation)
+                    .await
+            }
+        }
     }
 
     /// The document with `id`, if it exists.
@@ -135,14 +147,17 @@ impl DocumentStore {
             statement: "get document".into(),
             reason,
         };
-        let result = self
-            .session
-            .execute_unpaged(&self.get, (id,))
-            .await
-            .map_err(|source| StoreError::Execute {
-                statement: format!("get of document {id}"),
-                source: Box::new(source),
-            })?;
+        let result = telemetry::db::cassandra(
+            "read",
+            Operation::Get.as_str(),
+            "documents",
+            self.session.execute_unpaged(&self.get, (id,)),
+        )
+        .await
+        .map_err(|source| StoreError::Execute {
+            statement: format!("get of document {id}"),
+            source: Box::new(source),
+        })?;
         let rows = result
             .into_rows_result()
             .map_err(|e| decode(e.to_string()))?;

@@ -1,27 +1,192 @@
-//! Telemetry of the kafka-cqrs services. Today: logging set up in one call, and the
-//! metric names of the contract defined once. OpenTelemetry traces, propagation and the
-//! Prometheus exporter join here (issue 5), so that no other crate knows about them.
+//! Telemetry of the kafka-cqrs services, and the only crate that knows about
+//! OpenTelemetry and the Prometheus exporter.
+//!
+//! - [`init`]: one call at start-up: JSON logs carrying `trace_id` and `span_id`, traces
+//!   exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, W3C Trace Context
+//!   propagation; the returned [`Guard`] flushes and shuts down in order.
+//! - [`http`]: the axum layer that makes a SERVER span and the HTTP metrics of each
+//!   request, and the `/metrics` route.
+//! - [`kafka`]: trace context in Kafka record headers, and the PRODUCER and CONSUMER
+//!   spans of the messaging conventions.
+//! - [`db`]: a Cassandra call wrapped in a CLIENT span and timed.
+//! - [`names`]: the metric names of the contract.
 
+pub mod db;
+pub mod http;
+pub mod kafka;
+mod logs;
 pub mod names;
+mod prometheus;
 
+use std::io::Write;
+
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps telemetry running; dropping it flushes what is buffered.
+pub use prometheus::install as install_metrics;
+
+/// The one propagation format of the platform: W3C Trace Context. The helpers use it
+/// directly, so propagation does not depend on global state being set up.
+static PROPAGATOR: std::sync::LazyLock<TraceContextPropagator> =
+    std::sync::LazyLock::new(TraceContextPropagator::new);
+
+/// Keeps telemetry running; dropping it exports what is buffered, then shuts down.
 #[derive(Debug)]
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Guard {
-    _private: (),
+    provider: SdkTracerProvider,
 }
 
-/// Sets up logging for `service`: one line per event on stderr, filtered by `RUST_LOG`
-/// (default: `info`). Call once, first thing in `main`.
+impl Guard {
+    /// Exports the spans that are buffered now.
+    pub fn flush(&self) {
+        if let Err(error) = self.provider.force_flush() {
+            eprintln!("telemetry: flushing spans failed: {error}");
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Flush first so that the last spans (often those of the shutdown) are not lost.
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+    }
+}
+
+/// Sets up logs, traces and metrics for `service`, writing logs to stderr. Call once,
+/// first thing in `main`, inside the Tokio runtime (the gRPC exporter needs it).
 pub fn init(service: &'static str) -> Guard {
+    init_with_writer(service, std::io::stderr)
+}
+
+/// [`init`] with logs written to `writer` (tests read them back).
+pub fn init_with_writer<W>(service: &'static str, writer: W) -> Guard
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    init_with(service, writer, otlp_exporter())
+}
+
+/// [`init`] exporting spans over OTLP/HTTP to `endpoint` (the base URL; `/v1/traces` is
+/// added), whatever the environment says: for tests that run their own receiver.
+pub fn init_exporting_to<W>(service: &'static str, writer: W, endpoint: &str) -> Guard
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .build()
+        .ok();
+    init_with(service, writer, exporter)
+}
+
+fn init_with<W>(
+    service: &'static str,
+    writer: W,
+    exporter: Option<opentelemetry_otlp::SpanExporter>,
+) -> Guard
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = tracer_provider(service, exporter);
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(service);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true)
+    let registered = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(logs::JsonWithTrace)
+                .with_writer(writer),
+        )
         .try_init();
-    tracing::info!(service, "telemetry initialised");
-    Guard { _private: () }
+    if registered.is_err() {
+        // A second init in one process (tests): the first subscriber stays.
+        let _ = writeln!(std::io::stderr(), "telemetry: already initialised");
+    }
+    install_metrics();
+    tracing::info!(
+        service,
+        otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+        "telemetry initialised"
+    );
+    Guard { provider }
+}
+
+/// The tracer provider: always there (so spans have real ids), exporting over OTLP only
+/// when an endpoint is configured.
+fn tracer_provider(
+    service: &'static str,
+    exporter: Option<opentelemetry_otlp::SpanExporter>,
+) -> SdkTracerProvider {
+    let mut resource = Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service);
+    }
+    let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+    if let Some(exporter) = exporter {
+        builder = builder.with_batch_exporter(exporter);
+    }
+    builder.build()
+}
+
+/// The OTLP span exporter the standard variables ask for, if any.
+fn otlp_exporter() -> Option<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|e| !e.is_empty()));
+    if !configured {
+        return None;
+    }
+    let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|_| "http/protobuf".into());
+    let built = match protocol.as_str() {
+        "grpc" => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build(),
+        "http/protobuf" => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .build(),
+        other => {
+            eprintln!(
+                "telemetry: OTEL_EXPORTER_OTLP_PROTOCOL={other:?} is not supported (use grpc or \
+                 http/protobuf): traces are not exported"
+            );
+            return None;
+        }
+    };
+    match built {
+        Ok(exporter) => Some(exporter),
+        Err(error) => {
+            eprintln!(
+                "telemetry: cannot build the OTLP exporter ({error}): traces are not exported"
+            );
+            None
+        }
+    }
+}
+
+/// The trace id of the current span, 32 lowercase hex digits (all zeros outside a trace).
+pub fn current_trace_id() -> String {
+    let context = tracing::Span::current().context();
+    context.span().span_context().trace_id().to_string()
 }

@@ -23,6 +23,7 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    crate::init_telemetry();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run(shutdown.clone()));
     RunningApp {

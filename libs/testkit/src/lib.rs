@@ -14,6 +14,8 @@ mod cases;
 mod containers;
 pub mod faults;
 mod helpers;
+mod logs;
+pub mod otlp;
 pub mod sse;
 
 pub use api::Api;
@@ -43,6 +45,41 @@ pub struct Infra {
     pub contact_points: String,
     /// Keeps testcontainers' servers alive for the whole test process.
     _containers: Option<containers::Running>,
+}
+
+/// Sets up telemetry once per test process, as each service's `main` does: spans with
+/// real trace ids, W3C propagation, the metrics recorder, and JSON logs captured by the
+/// test harness. OTLP export follows the `OTEL_*` variables set before the first call.
+pub fn init_telemetry() {
+    TELEMETRY.get_or_init(|| telemetry::init_with_writer("kafka-cqrs-test", logs::Capture));
+}
+
+/// [`init_telemetry`] exporting spans to `endpoint` (an [`otlp::OtlpReceiver`]). Call it
+/// first in the test process; it panics if telemetry was set up already.
+pub fn init_telemetry_exporting(endpoint: &str) {
+    let mut fresh = false;
+    TELEMETRY.get_or_init(|| {
+        fresh = true;
+        telemetry::init_exporting_to("kafka-cqrs-test", logs::Capture, endpoint)
+    });
+    assert!(
+        fresh,
+        "telemetry was set up before init_telemetry_exporting"
+    );
+}
+
+static TELEMETRY: OnceLock<telemetry::Guard> = OnceLock::new();
+
+/// Exports the spans buffered so far.
+pub fn flush_telemetry() {
+    if let Some(guard) = TELEMETRY.get() {
+        guard.flush();
+    }
+}
+
+/// The log lines written so far in this test process (as JSON values).
+pub fn log_lines() -> Vec<serde_json::Value> {
+    logs::lines()
 }
 
 /// The servers of this test process, found (or started) on first use.

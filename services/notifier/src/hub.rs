@@ -170,12 +170,13 @@ impl Hub {
     }
 
     /// The consumer read the record at `offset` of `partition`; `item` is its event, or
-    /// `None` for a record that is not one (it only moves the position on).
-    pub fn publish(&self, partition: usize, offset: i64, item: Option<Item>) {
+    /// `None` for a record that is not one (it only moves the position on). Returns the
+    /// number of clients it was queued for.
+    pub fn publish(&self, partition: usize, offset: i64, item: Option<Item>) -> usize {
         let mut state = self.lock();
         state.next[partition] = state.next[partition].max(offset + 1);
         let Some(item) = item else {
-            return;
+            return 0;
         };
         let history = &mut state.history[partition];
         history.push_back(Arc::clone(&item));
@@ -184,13 +185,16 @@ impl Hub {
                 state.floor[partition] = dropped.offset + 1;
             }
         }
-        let mut kicked = 0;
+        let (mut kicked, mut reached) = (0, 0);
         state.clients.retain(|client| {
             if client.filter.is_some_and(|id| id != item.document) {
                 return true;
             }
             match client.queue.try_send(Arc::clone(&item)) {
-                Ok(()) => true,
+                Ok(()) => {
+                    reached += 1;
+                    true
+                }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     // Too slow: let it go rather than hold anyone else up. It resumes
                     // with the id of the last event it received.
@@ -206,6 +210,7 @@ impl Hub {
         if kicked > 0 {
             tracing::warn!(kicked, "disconnected clients whose queue was full");
         }
+        reached
     }
 
     /// Registers a stream that resumes at `requested` (or starts live when `None`),

@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Delivered, Hub, Item};
+use telemetry::kafka::LagContext;
 
 /// The consumer group name the notifier reports in metrics; it never commits.
 pub const GROUP: &str = "notifier";
@@ -55,14 +56,18 @@ pub async fn watermarks(kafka: &messaging::KafkaArgs) -> Result<Vec<(i64, i64)>,
 pub fn live_consumer(
     kafka: &messaging::KafkaArgs,
     start: &[i64],
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = kafka
+) -> Result<StreamConsumer<LagContext>, KafkaError> {
+    let consumer: StreamConsumer<LagContext> = kafka
         .client_config()
         .set("group.id", GROUP)
+        .set(
+            "statistics.interval.ms",
+            telemetry::kafka::STATISTICS_INTERVAL_MS,
+        )
         // The notifier never commits: where each client stands is in its token.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .create()?;
+        .create_with_context(LagContext::new(GROUP))?;
     let mut assignment = TopicPartitionList::new();
     for (partition, &offset) in start.iter().enumerate() {
         assignment.add_partition_offset(&kafka.topic, partition as i32, Offset::Offset(offset))?;
@@ -92,7 +97,7 @@ pub fn item_of(message: &BorrowedMessage<'_>) -> Option<Item> {
 /// Reads every partition into the hub until `shutdown`. Marks the hub caught up once
 /// each partition reached `targets` (its end when the notifier started).
 pub async fn run_consumer(
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagContext>,
     hub: Arc<Hub>,
     targets: Vec<i64>,
     topic: String,
@@ -116,6 +121,15 @@ pub async fn run_consumer(
                 let Ok(partition) = usize::try_from(message.partition()) else {
                     continue;
                 };
+                // One CONSUMER span per record, continuing the trace of the command.
+                let span = telemetry::kafka::process_span(
+                    message.topic(),
+                    GROUP,
+                    message.partition(),
+                    message.offset(),
+                    message.headers(),
+                );
+                let _entered = span.enter();
                 let item = item_of(&message);
                 if item.is_none() {
                     tracing::warn!(
@@ -124,14 +138,21 @@ pub async fn run_consumer(
                         "record is not an event of the contract: not pushed"
                     );
                 }
+                metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic.clone(), "group" => GROUP)
+                    .increment(1);
+                let deliver = tracing::info_span!(
+                    "sse deliver",
+                    otel.kind = "internal",
+                    "sse.clients_reached" = tracing::field::Empty,
+                );
+                let reached =
+                    deliver.in_scope(|| hub.publish(partition, message.offset(), item.clone()));
+                deliver.record("sse.clients_reached", reached);
                 if let Some(item) = &item {
                     let latency = (Utc::now() - item.timestamp).to_std().unwrap_or_default();
                     metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "notified")
                         .record(latency.as_secs_f64());
                 }
-                metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic.clone(), "group" => GROUP)
-                    .increment(1);
-                hub.publish(partition, message.offset(), item);
                 caught_up(&hub);
             }
             Err(error) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use rdkafka::consumer::StreamConsumer;
+use telemetry::kafka::LagContext;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     hub: Arc<Hub>,
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagContext>,
     targets: Vec<i64>,
     config: Config,
 }
@@ -37,6 +38,7 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
+        telemetry::install_metrics();
         let marks = kafka::watermarks(&config.kafka)
             .await
             .context("cannot read the documents topic's partitions")?;
@@ -102,9 +104,12 @@ impl Application {
             keep_alive: self.config.keep_alive(),
             retry: self.config.retry(),
         };
-        let router = Router::new()
-            .merge(routes::router(streams))
-            .merge(web::health_routes(ready));
+        let router = telemetry::http::instrument(
+            Router::new()
+                .merge(routes::router(streams))
+                .merge(web::health_routes(ready))
+                .merge(telemetry::http::metrics_route()),
+        );
         // The hub ends every stream when shutdown begins, so that connections can finish.
         let hub = Arc::clone(&self.hub);
         let closing = shutdown.clone();

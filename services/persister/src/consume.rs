@@ -2,7 +2,7 @@
 //! Cassandra (retrying with backoff, never moving past it, while Cassandra fails) or
 //! dead-lettered, and only then is its offset stored for the next commit.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use events::{Event, mime};
@@ -10,8 +10,10 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use store::DocumentStore;
+use telemetry::kafka::LagContext;
 use telemetry::names;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::dead_letters::{DeadLetters, Reason};
 
@@ -27,7 +29,7 @@ enum Outcome {
 
 /// What the loop needs.
 pub struct Projection {
-    pub consumer: StreamConsumer,
+    pub consumer: StreamConsumer<LagContext>,
     pub store: DocumentStore,
     pub dead_letters: DeadLetters,
     pub group: String,
@@ -61,7 +63,15 @@ impl Projection {
                     continue;
                 }
             };
-            if self.handle(&message, &shutdown).await == Outcome::Interrupted {
+            // One CONSUMER span per record, continuing the trace of the command.
+            let span = telemetry::kafka::process_span(
+                message.topic(),
+                &self.group,
+                message.partition(),
+                message.offset(),
+                message.headers(),
+            );
+            if self.handle(&message, &shutdown).instrument(span).await == Outcome::Interrupted {
                 break;
             }
             // Stored here, committed by the next auto-commit or at shutdown: an offset is
@@ -101,19 +111,14 @@ impl Projection {
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1;
         loop {
-            let started = Instant::now();
-            let result = self.store.apply(&event, message.offset()).await;
-            let elapsed = started.elapsed().as_secs_f64();
-            match result {
-                Ok(operation) => {
-                    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => operation.as_str(), "outcome" => "ok")
-                        .record(elapsed);
+            match self.store.apply(&event, message.offset()).await {
+                Ok(_) => {
                     let latency = (Utc::now() - event.header.timestamp)
                         .to_std()
                         .unwrap_or_default();
                     metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "persisted")
                         .record(latency.as_secs_f64());
-                    tracing::debug!(
+                    tracing::info!(
                         event = event.header.kind.as_str(),
                         document = %event.payload.id,
                         partition = message.partition(),
@@ -123,8 +128,6 @@ impl Projection {
                     return Outcome::Done;
                 }
                 Err(error) => {
-                    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => "apply", "outcome" => "error")
-                        .record(elapsed);
                     tracing::warn!(
                         %error,
                         attempt,

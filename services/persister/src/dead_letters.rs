@@ -28,6 +28,13 @@ impl Reason {
     }
 }
 
+/// Creates the dead-letter counter of every reason at zero.
+pub fn register_metrics() {
+    for reason in [Reason::Unparseable, Reason::UnknownContentType] {
+        metrics::counter!(names::DLQ_MESSAGES, "reason" => reason.as_str()).increment(0);
+    }
+}
+
 /// Header names of a dead letter.
 pub mod header {
     pub const REASON: &str = "dlq.reason";

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use telemetry::kafka::LagContext;
 
 use store::DocumentStore;
 use tokio::net::TcpListener;
@@ -26,13 +27,18 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
+        telemetry::install_metrics();
         let store = DocumentStore::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<LagContext> = config
             .kafka
             .client_config()
             .set("group.id", &config.group_id)
+            .set(
+                "statistics.interval.ms",
+                telemetry::kafka::STATISTICS_INTERVAL_MS,
+            )
             // A new group starts from the beginning: the read model is the whole history.
             .set("auto.offset.reset", "earliest")
             // Offsets are stored by hand once a record is applied, and committed by the
@@ -40,13 +46,15 @@ impl Application {
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
-            .create()
+            .create_with_context(LagContext::new(&config.group_id))
             .context("cannot create the Kafka consumer")?;
         consumer
             .subscribe(&[&config.kafka.topic])
             .context("cannot subscribe to the documents topic")?;
         let dead_letters = DeadLetters::new(&config.kafka, &config.dlq_topic)
             .context("cannot create the dead-letter producer")?;
+        // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".
+        crate::dead_letters::register_metrics();
         let listener = config.http.bind().await?;
         let port = listener.local_addr()?.port();
         Ok(Self {
@@ -82,7 +90,9 @@ impl Application {
                     .map_err(|e| format!("Cassandra does not answer: {e}"))
             })
         });
-        let router = web::health_routes(ready);
+        let router = telemetry::http::instrument(
+            web::health_routes(ready).merge(telemetry::http::metrics_route()),
+        );
         let http = tokio::spawn(web::serve(self.listener, router, shutdown.clone()));
         self.projection.run(shutdown.clone()).await;
         http.await??;

@@ -8,6 +8,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use telemetry::names;
+use tracing::Instrument;
 
 use crate::Config;
 
@@ -63,21 +64,22 @@ impl Publisher {
     /// Publishes `event` keyed by its document id and waits for the delivery report.
     /// Returns the partition and offset Kafka stored it at.
     pub async fn publish(&self, event: &Event) -> Result<(i32, i64), PublishError> {
-        let started = Instant::now();
         let key = event.key();
+        let span = telemetry::kafka::publish_span(&self.topic, &key);
+        self.send(event, &key).instrument(span).await
+    }
+
+    async fn send(&self, event: &Event, key: &str) -> Result<(i32, i64), PublishError> {
+        let started = Instant::now();
         let value = event.to_json();
-        let traceparent = format!("00-{}-{}-01", event.header.trace_id, span_id());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "traceparent",
-                value: Some(traceparent.as_str()),
-            })
-            .insert(Header {
-                key: "content-type",
-                value: Some(mime::EVENT),
-            });
+        // The PRODUCER span's context travels in the headers, so that consumers' spans
+        // join this trace.
+        let headers = telemetry::kafka::inject(OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some(mime::EVENT),
+        }));
         let record = FutureRecord::to(&self.topic)
-            .key(&key)
+            .key(key)
             .payload(&value)
             .headers(headers);
         let result = self
@@ -86,6 +88,13 @@ impl Publisher {
             .await
             .map(|delivery| (delivery.partition, delivery.offset))
             .map_err(|(error, _)| PublishError::NotConfirmed(self.timeout, error));
+        let span = tracing::Span::current();
+        match &result {
+            Ok((partition, offset)) => {
+                telemetry::kafka::record_delivery(&span, *partition, *offset)
+            }
+            Err(_) => telemetry::kafka::record_error(&span),
+        }
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::histogram!(names::KAFKA_PRODUCE_DURATION, "topic" => self.topic.clone(), "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
@@ -103,15 +112,4 @@ impl Publisher {
             tracing::warn!(%error, "records still unconfirmed at shutdown");
         }
     }
-}
-
-/// A fresh span id for the `traceparent` header (16 lowercase hex digits).
-fn span_id() -> String {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64;
-    format!("{:016x}", bits.max(1))
-}
-
-/// A fresh trace id (32 lowercase hex digits) for a command.
-pub fn new_trace_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }

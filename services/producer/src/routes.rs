@@ -15,7 +15,8 @@ use events::{CreateDocument, DocumentId, Event, UpdateDocument, mime};
 use uuid::Uuid;
 use web::ApiError;
 
-use crate::kafka::{Publisher, new_trace_id};
+use crate::kafka::Publisher;
+use telemetry::current_trace_id as new_trace_id;
 
 /// When a client that got a 503 should try again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);

@@ -22,6 +22,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
+        telemetry::install_metrics();
         let publisher = Publisher::new(&config).context("cannot create the Kafka producer")?;
         let listener = config.http.bind().await?;
         let port = listener.local_addr()?.port();
@@ -45,9 +46,12 @@ impl Application {
             let publisher = publisher.clone();
             Box::pin(async move { publisher.ping().await })
         });
-        let router = Router::new()
-            .merge(routes::router(self.publisher.clone()))
-            .merge(web::health_routes(ready));
+        let router = telemetry::http::instrument(
+            Router::new()
+                .merge(routes::router(self.publisher.clone()))
+                .merge(web::health_routes(ready))
+                .merge(telemetry::http::metrics_route()),
+        );
         web::serve(self.listener, router, shutdown).await?;
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush()).await?;

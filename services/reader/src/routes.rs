@@ -1,7 +1,7 @@
 //! `GET /documents/{id}`: the document as JSON, 404 with an empty body when there is
 //! none, 503 when Cassandra does not answer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -10,8 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::mime;
-use store::{DocumentStore, Operation};
-use telemetry::names;
+use store::DocumentStore;
 use web::ApiError;
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -27,12 +26,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = web::document_id(&id)?;
-    let started = Instant::now();
-    let result = store.get(id).await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::histogram!(names::CASSANDRA_QUERY_DURATION, "operation" => Operation::Get.as_str(), "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
-    match result {
+    match store.get(id).await {
         Ok(Some(document)) => Ok((
             StatusCode::OK,
             [(

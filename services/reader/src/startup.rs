@@ -22,6 +22,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
+        telemetry::install_metrics();
         let store = DocumentStore::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
@@ -50,9 +51,12 @@ impl Application {
                     .map_err(|e| format!("Cassandra does not answer: {e}"))
             })
         });
-        let router = Router::new()
-            .merge(routes::router(self.store))
-            .merge(web::health_routes(ready));
+        let router = telemetry::http::instrument(
+            Router::new()
+                .merge(routes::router(self.store))
+                .merge(web::health_routes(ready))
+                .merge(telemetry::http::metrics_route()),
+        );
         web::serve(self.listener, router, shutdown).await?;
         tracing::info!("reader stopped");
         Ok(())

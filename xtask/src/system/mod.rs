@@ -4,6 +4,7 @@
 
 mod gateway;
 mod services;
+mod traces;
 
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,9 @@ pub fn up(args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     infra::up()?;
     services::build(args.release)?;
+    let otlp = traces::start()?;
     for service in SERVICES {
-        services::start(service, args.release)?;
+        services::start(service, args.release, &otlp)?;
     }
     for service in SERVICES {
         services::wait_until_ready(service)?;
@@ -38,7 +40,8 @@ pub fn up(args: &UpArgs) -> Result<()> {
          GUI       http://127.0.0.1:8080/gui/\n  \
          producer  http://127.0.0.1:8080/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
          reader    http://127.0.0.1:8080/reader/documents/{{id}}\n  \
-         notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n\n\
+         notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n  \
+         traces    {otlp} (OTLP)\n\n\
          Try:\n  curl -i http://127.0.0.1:8080/producer/documents \\\n    \
          -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
          -d '{{\"author\":\"Author1\", \"text\":\"Some Text\"}}'\n\n\
@@ -59,7 +62,7 @@ pub fn stop_services_and_gateway() -> Result<()> {
     for service in SERVICES.iter().rev() {
         stop_service(service)?;
     }
-    Ok(())
+    traces::stop()
 }
 
 /// The pid of the running notifier, if any.
@@ -120,6 +123,9 @@ pub fn status() -> Result<()> {
     let pid = process::pids(&gateway::marker())?.first().copied();
     print_row("gateway", "127.0.0.1:8080", pid, || {
         services::probe(8080, "/").map(|status| format!("answers ({status})"))
+    });
+    print_row("traces", "127.0.0.1:4318", traces::pid()?, || {
+        services::probe(traces::PORT, "/api/traces/0").map(|status| format!("answers ({status})"))
     });
     Ok(())
 }

@@ -59,7 +59,7 @@ impl Service {
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| {
@@ -83,12 +83,21 @@ pub fn build(release: bool) -> Result<()> {
     for service in SERVICES {
         cargo.args(["--package", service.name, "--bin", service.name]);
     }
-    cmd::run(&mut cargo)
+    cmd::run(&mut cargo)?;
+    // The local trace backend is a debug build whatever the services' profile.
+    cmd::run(Command::new("cargo").current_dir(paths::root()).args([
+        "build",
+        "--package",
+        "e2e",
+        "--bin",
+        "otlp-sink",
+    ]))
 }
 
 /// Starts `service` unless it already runs. Its environment is xtask's own, so
-/// `RUST_LOG` and the `OTEL_*` variables reach it, plus its address.
-pub fn start(service: &Service, release: bool) -> Result<()> {
+/// `RUST_LOG` and the `OTEL_*` variables reach it, plus its address and the OTLP
+/// endpoint to export traces to.
+pub fn start(service: &Service, release: bool, otlp_endpoint: &str) -> Result<()> {
     let binary = service.binary(release);
     let marker = binary.display().to_string();
     if let Some(pid) = process::pids(&marker)?.first() {
@@ -120,7 +129,11 @@ pub fn start(service: &Service, release: bool) -> Result<()> {
     let mut command = Command::new(&binary);
     command
         .env("HTTP_HOST", "127.0.0.1")
-        .env("HTTP_PORT", service.port.to_string());
+        .env("HTTP_PORT", service.port.to_string())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint);
+    if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
+        command.env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+    }
     process::spawn_detached(service.name, &log, command)?;
     Ok(())
 }
