@@ -45,6 +45,16 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
     },
+    /// Creates per second against one producer (its own URL, not the gateway's).
+    Throughput {
+        /// The producer's base URL, e.g. http://127.0.0.1:8083
+        #[arg(long)]
+        producer: String,
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -54,7 +64,42 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Latency { count } => latency(&base, count).await,
         Command::Idle { clients } => idle(&base, clients).await,
+        Command::Throughput {
+            producer,
+            count,
+            concurrency,
+        } => throughput(&producer, count, concurrency).await,
     }
+}
+
+/// Sends `count` creates with `concurrency` in flight; prints creates per second.
+async fn throughput(producer: &str, count: usize, concurrency: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let url = format!("{}/documents", producer.trim_end_matches('/'));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.clone(), Arc::clone(&next));
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                let response = client
+                    .post(&url)
+                    .header("content-type", mime::CREATE_DOCUMENT)
+                    .body(r#"{"author":"bench","text":"throughput"}"#)
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status() == 201, "create: {}", response.status());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    println!("{rate:.1} creates/s");
+    Ok(())
 }
 
 /// Prints percentiles of a sample, in milliseconds; returns its median.

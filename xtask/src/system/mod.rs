@@ -65,6 +65,17 @@ pub fn stop_services_and_gateway() -> Result<()> {
     traces::stop()
 }
 
+/// The producer's debug binary (for benches that start a second one).
+pub fn producer_binary() -> std::path::PathBuf {
+    SERVICES
+        .iter()
+        .find(|s| s.name == "producer")
+        .expect("the producer is a service")
+        .binary(false)
+}
+
+pub use services::probe;
+
 /// The pid of the running notifier, if any.
 pub fn notifier_pid() -> Result<Option<i32>> {
     let notifier = SERVICES
