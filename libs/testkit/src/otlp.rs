@@ -1,5 +1,6 @@
-//! A real OTLP/HTTP receiver for tests: services export their spans to it over the
-//! network, as they would to Jaeger or a collector, and tests read back what arrived.
+//! A real OTLP receiver for tests, over HTTP/protobuf or gRPC: services export their
+//! spans to it over the network, as they would to Jaeger or a collector, and tests read
+//! back what arrived.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -78,6 +82,27 @@ impl OtlpReceiver {
         }
     }
 
+    /// Listens for OTLP over gRPC on a free loopback port.
+    pub async fn start_grpc() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("receiver port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let spans: Spans = Arc::default();
+        let service = TraceServiceServer::new(Grpc(Arc::clone(&spans)));
+        let task = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .await;
+        });
+        Self {
+            endpoint,
+            spans,
+            task,
+        }
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().expect("spans").iter().cloned().collect()
@@ -102,6 +127,30 @@ async fn receive(State(spans): State<Spans>, body: Bytes) -> impl IntoResponse {
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return (StatusCode::BAD_REQUEST, "not an OTLP trace export").into_response();
     };
+    collect(request, &spans);
+    (
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    )
+        .into_response()
+}
+
+/// The gRPC flavour of the receiver.
+struct Grpc(Spans);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        collect(request.into_inner(), &self.0);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Keeps the spans of one export request.
+fn collect(request: ExportTraceServiceRequest, spans: &Spans) {
     let mut received = Vec::new();
     for resource in request.resource_spans {
         let service = resource
@@ -145,12 +194,6 @@ async fn receive(State(spans): State<Spans>, body: Bytes) -> impl IntoResponse {
     kept.extend(received);
     let excess = kept.len().saturating_sub(KEEP);
     kept.drain(..excess);
-    drop(kept);
-    (
-        [(header::CONTENT_TYPE, "application/x-protobuf")],
-        ExportTraceServiceResponse::default().encode_to_vec(),
-    )
-        .into_response()
 }
 
 async fn trace(
