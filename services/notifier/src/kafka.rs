@@ -110,6 +110,9 @@ pub async fn run_consumer(
         }
     };
     caught_up(&hub);
+    // Looked up once: the loop runs for every record.
+    let consumed =
+        metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic, "group" => GROUP);
     loop {
         let message = tokio::select! {
             biased;
@@ -138,8 +141,7 @@ pub async fn run_consumer(
                         "record is not an event of the contract: not pushed"
                     );
                 }
-                metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic.clone(), "group" => GROUP)
-                    .increment(1);
+                consumed.increment(1);
                 let deliver = tracing::info_span!(
                     "sse deliver",
                     otel.kind = "internal",

@@ -47,6 +47,8 @@ impl std::fmt::Debug for Projection {
 impl Projection {
     /// Consumes until `shutdown`, then commits the offsets of what was applied.
     pub async fn run(self, shutdown: CancellationToken) {
+        // One handle per topic, looked up once: the loop runs for every record.
+        let mut consumed: Option<(String, metrics::Counter)> = None;
         loop {
             let message = tokio::select! {
                 biased;
@@ -81,8 +83,14 @@ impl Projection {
                 // again, which is harmless (applying is idempotent).
                 tracing::warn!(%error, "offset not stored");
             }
-            metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => message.topic().to_owned(), "group" => self.group.clone())
-                .increment(1);
+            match &consumed {
+                Some((topic, counter)) if topic == message.topic() => counter.increment(1),
+                _ => {
+                    let counter = metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => message.topic().to_owned(), "group" => self.group.clone());
+                    counter.increment(1);
+                    consumed = Some((message.topic().to_owned(), counter));
+                }
+            }
         }
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("offsets committed at shutdown"),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use web::ApiError;
 
 use crate::kafka::Publisher;
-use telemetry::current_trace_id as new_trace_id;
+use telemetry::current_trace_id;
 
 /// When a client that got a 503 should try again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -37,7 +37,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let command: CreateDocument = web::command_body(&headers, body, mime::CREATE_DOCUMENT)?;
     let id = Uuid::new_v4();
-    publish(&publisher, Event::created(id, command, new_trace_id())).await?;
+    publish(&publisher, Event::created(id, command, current_trace_id())).await?;
     let body = serde_json::to_vec(&DocumentId { id }).expect("an id always serialises");
     Ok((
         StatusCode::CREATED,
@@ -63,7 +63,7 @@ async fn update(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let command: UpdateDocument = web::command_body(&headers, body, mime::UPDATE_DOCUMENT)?;
-    publish(&publisher, Event::updated(command, new_trace_id())).await?;
+    publish(&publisher, Event::updated(command, current_trace_id())).await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -72,7 +72,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = web::document_id(&id)?;
-    publish(&publisher, Event::deleted(id, new_trace_id())).await?;
+    publish(&publisher, Event::deleted(id, current_trace_id())).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
