@@ -14,18 +14,8 @@ async fn create_read_update_delete() {
     let keyspace = infra.keyspace().await;
     let persister = spawn_persister(&topic, &dlq, &keyspace).await;
 
-    let producer =
-        producer::Application::build(producer::Config::for_tests(&infra.bootstrap, &topic.name))
-            .await
-            .unwrap();
-    let producer = testkit::spawn(producer.port(), |stop| producer.run_until_stopped(stop));
-    let reader = reader::Application::build(reader::Config::for_tests(
-        &infra.contact_points,
-        keyspace.name(),
-    ))
-    .await
-    .unwrap();
-    let reader = testkit::spawn(reader.port(), |stop| reader.run_until_stopped(stop));
+    let producer = spawn_producer(&topic).await;
+    let reader = spawn_reader(&keyspace).await;
     let api = testkit::Api::new(&producer.address, &reader.address);
     let deadline = Duration::from_secs(30);
 

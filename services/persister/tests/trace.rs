@@ -31,16 +31,8 @@ async fn each_command_is_one_trace_from_http_to_sse() {
     let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
     let keyspace = infra.keyspace().await;
     let persister = spawn_persister(&topic, &dlq, &keyspace).await;
-    let producer =
-        producer::Application::build(producer::Config::for_tests(&infra.bootstrap, &topic.name))
-            .await
-            .unwrap();
-    let producer = testkit::spawn(producer.port(), |stop| producer.run_until_stopped(stop));
-    let notifier =
-        notifier::Application::build(notifier::Config::for_tests(&infra.bootstrap, &topic.name))
-            .await
-            .unwrap();
-    let notifier = testkit::spawn(notifier.port(), |stop| notifier.run_until_stopped(stop));
+    let producer = spawn_producer(&topic).await;
+    let notifier = spawn_notifier(&topic).await;
     let mut stream = SseClient::connect(&format!("{}/documents", notifier.address), None).await;
     stream.next_frame(WAIT).await.expect("opening frame");
     let api = testkit::Api::new(&producer.address, "http://unused");

@@ -44,6 +44,33 @@ pub async fn spawn_with(config: Config) -> Persister {
     Persister { group, app }
 }
 
+/// A producer publishing to `topic`.
+pub async fn spawn_producer(topic: &TestTopic) -> RunningApp {
+    let config = producer::Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    let app = producer::Application::build(config)
+        .await
+        .expect("producer starts");
+    testkit::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
+/// A reader of `keyspace`.
+pub async fn spawn_reader(keyspace: &TestKeyspace) -> RunningApp {
+    let config = reader::Config::for_tests(&testkit::infra().contact_points, keyspace.name());
+    let app = reader::Application::build(config)
+        .await
+        .expect("reader starts");
+    testkit::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
+/// A notifier of `topic`.
+pub async fn spawn_notifier(topic: &TestTopic) -> RunningApp {
+    let config = notifier::Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    let app = notifier::Application::build(config)
+        .await
+        .expect("notifier starts");
+    testkit::spawn(app.port(), |stop| app.run_until_stopped(stop))
+}
+
 /// Publishes `event` as the producer would; returns its partition and offset.
 pub async fn publish(topic: &TestTopic, event: &Event) -> (i32, i64) {
     testkit::produce(
