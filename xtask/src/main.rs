@@ -55,6 +55,12 @@ enum Command {
     E2e(e2e::Args),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
+    /// Start, stop or restart one service of the running system.
+    Service {
+        action: system::Action,
+        /// producer, persister, reader or notifier
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::E2e(args) => e2e::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Service { action, name } => system::service(action, &name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! under `target/system/logs/`, and the nginx gateway on port 8080 in front of them.
 
 mod gateway;
+pub mod gui;
 mod services;
 mod traces;
 
@@ -27,6 +28,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     infra::up()?;
     services::build(args.release)?;
+    gui::build()?;
     let otlp = traces::start()?;
     for service in SERVICES {
         services::start(service, args.release, &otlp)?;
@@ -97,6 +99,38 @@ pub fn is_up() -> bool {
         .iter()
         .all(|s| services::probe(s.port, "/readyz").is_ok_and(|status| status == "200"))
         && process::pids(&gateway::marker()).is_ok_and(|p| !p.is_empty())
+}
+
+/// What `cargo xtask service` does to one service.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+}
+
+/// `cargo xtask service start|stop|restart NAME`: one service of the running system
+/// (the browser test restarts the notifier with it).
+pub fn service(action: Action, name: &str) -> Result<()> {
+    let Some(service) = SERVICES.iter().find(|s| s.name == name) else {
+        anyhow::bail!(
+            "no service named {name}: use one of {}",
+            SERVICES
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if matches!(action, Action::Stop | Action::Restart) {
+        stop_service(service)?;
+    }
+    if matches!(action, Action::Start | Action::Restart) {
+        let otlp = traces::start()?;
+        services::start(service, false, &otlp)?;
+        services::wait_until_ready(service)?;
+    }
+    Ok(())
 }
 
 fn stop_service(service: &Service) -> Result<()> {

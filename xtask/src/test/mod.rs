@@ -113,6 +113,17 @@ pub fn run(args: Args) -> Result<()> {
                     tests.add(&counted);
                     outcome
                 });
+                step("gui unit tests", &mut || {
+                    let (counted, outcome) = tally::run(&mut system::gui::unit_tests()?);
+                    tests.add(&counted);
+                    outcome
+                });
+                step("gui browser tests", &mut || {
+                    let (counted, outcome) =
+                        tally::run(&mut system::gui::browser_tests(e2e_gateway())?);
+                    tests.add(&counted);
+                    outcome
+                });
             }
         }
         if !args.keep_infra {

@@ -35,6 +35,19 @@ impl Tally {
             self.failed += count_before(rest, " failed");
             self.ignored += count_before(rest, " ignored");
         }
+        // vitest: "Tests  1 failed | 8 passed (9)"
+        if let Some(rest) = line.strip_prefix("Tests ") {
+            self.passed += count_before(rest, " passed");
+            self.failed += count_before(rest, " failed");
+            self.ignored += count_before(rest, " skipped");
+        }
+        // node --test: "# pass 3" and "# fail 0"
+        if let Some(n) = line.strip_prefix("# pass ") {
+            self.passed += n.trim().parse().unwrap_or(0);
+        }
+        if let Some(n) = line.strip_prefix("# fail ") {
+            self.failed += n.trim().parse().unwrap_or(0);
+        }
         // nextest: "Summary [  12.3s] 14 tests run: 13 passed, 1 failed, 2 skipped"
         if line.starts_with("Summary [") && line.contains(" tests run: ") {
             self.passed += count_before(line, " passed");
@@ -132,6 +145,22 @@ mod tests {
                 passed: 13,
                 failed: 2,
                 ignored: 1
+            }
+        );
+    }
+
+    #[test]
+    fn counts_vitest_and_node_test_summaries() {
+        let mut tally = Tally::default();
+        tally.read_line("      Tests  1 failed | 8 passed (9)\n");
+        tally.read_line("# pass 2\n");
+        tally.read_line("# fail 1\n");
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 10,
+                failed: 2,
+                ignored: 0
             }
         );
     }

@@ -1,0 +1,154 @@
+// The GUI in a real headless Chromium against the running system (`cargo xtask up`):
+// create, read, update and delete through the forms, each notification with its trace id,
+// and a notifier restart in the middle that the stream recovers from without missing an
+// event. Screenshots go to CQRS_SCREENSHOTS (target/gui-screenshots).
+
+import { execSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const gateway = (process.env.CQRS_GATEWAY ?? "http://127.0.0.1:8080").replace(/\/$/, "");
+const screenshots = process.env.CQRS_SCREENSHOTS ?? "../../target/gui-screenshots";
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const WAIT = 30_000;
+
+let browser;
+let page;
+const problems = [];
+
+before(async () => {
+  mkdirSync(screenshots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on("console", (message) => {
+    // The stream's own reconnects during the notifier restart are expected 502s.
+    if (message.type() === "error" && !/502|503|Bad Gateway|Failed to load resource/.test(message.text())) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  await page.goto(`${gateway}/gui/`);
+  await page.getByTestId("status").filter({ hasText: /^open/ }).waitFor({ timeout: WAIT });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+const item = (type, id) => page.locator(`#events li[data-type="${type}"][data-document="${id}"]`);
+const response = () => page.getByTestId("response");
+
+async function submit(form) {
+  await page.locator(`${form} button[type=submit]`).click();
+}
+
+test("create, read, update and delete through the forms, each notified with its trace", async () => {
+  await page.fill("#create-form input[name=author]", "Browser");
+  await page.fill("#create-form input[name=text]", "Hello from Chromium");
+  await submit("#create-form");
+  await response().filter({ hasText: /^201/ }).waitFor({ timeout: WAIT });
+  const id = await page.inputValue("#read-form input[name=id]");
+  assert.match(id, /^[0-9a-f-]{36}$/);
+
+  const created = item("CREATE", id);
+  await created.waitFor({ timeout: WAIT });
+  const trace = await created.locator("a.trace").getAttribute("data-trace-id");
+  assert.match(trace, /^[0-9a-f]{32}$/);
+  assert.match(await created.locator("a.trace").getAttribute("href"), new RegExp(`/trace/${trace}$`));
+  await created.locator(".latency").filter({ hasText: /ms after sending/ }).waitFor({ timeout: WAIT });
+  await page.screenshot({ path: `${screenshots}/1-created.png`, fullPage: true });
+
+  // Read: the persister may still be applying it.
+  await expectEventually(async () => {
+    await submit("#read-form");
+    const text = await response().textContent();
+    return text.startsWith("200") && text.includes("Hello from Chromium");
+  }, "the created document to be readable");
+
+  await page.fill("#update-form input[name=author]", "Updated");
+  await submit("#update-form");
+  await response().filter({ hasText: /^200/ }).waitFor({ timeout: WAIT });
+  await item("UPDATE", id).waitFor({ timeout: WAIT });
+  await expectEventually(async () => {
+    await submit("#read-form");
+    const text = await response().textContent();
+    return text.includes('"author": "Updated"') && text.includes("Hello from Chromium");
+  }, "the update to be readable with the text kept");
+
+  await submit("#delete-form");
+  await response().filter({ hasText: /^204/ }).waitFor({ timeout: WAIT });
+  await item("DELETE", id).waitFor({ timeout: WAIT });
+  await expectEventually(async () => {
+    await submit("#read-form");
+    return (await response().textContent()).startsWith("404");
+  }, "the document to be gone");
+  await page.screenshot({ path: `${screenshots}/2-crud-done.png`, fullPage: true });
+});
+
+test("a notifier restart loses no event: the stream resumes with its last id", async () => {
+  const before = await page.locator("#events li").count();
+  execSync(process.env.CQRS_NOTIFIER_STOP, { stdio: "inherit" });
+  await page.getByTestId("status").filter({ hasText: /^reconnecting/ }).waitFor({ timeout: WAIT });
+
+  // Commands while the notifier is down: their events must still reach the page.
+  const ids = [];
+  for (const text of ["while down 1", "while down 2"]) {
+    const answer = await fetch(`${gateway}/producer/documents`, {
+      method: "POST",
+      headers: { "content-type": "application/vnd.kafka-cqrs.create-document.1+json" },
+      body: JSON.stringify({ author: "Offline", text }),
+    });
+    assert.equal(answer.status, 201);
+    ids.push((await answer.json()).id);
+  }
+  await page.screenshot({ path: `${screenshots}/3-notifier-down.png`, fullPage: true });
+
+  execSync(process.env.CQRS_NOTIFIER_START, { stdio: "inherit" });
+  for (const id of ids) await item("CREATE", id).waitFor({ timeout: WAIT });
+  await page.getByTestId("status").filter({ hasText: /^open/ }).waitFor({ timeout: WAIT });
+  const recovered = Number(await page.getByTestId("recovered").getAttribute("data-count"));
+  assert.ok(recovered >= 2, `recovered ${recovered} events`);
+  // Nothing twice: every event appears once.
+  const eventIds = await page.locator("#events li").evaluateAll((items) => items.map((i) => i.dataset.eventId));
+  assert.equal(new Set(eventIds).size, eventIds.length, "an event was shown twice");
+  assert.ok(eventIds.length >= before + 2);
+  await page.screenshot({ path: `${screenshots}/4-recovered.png`, fullPage: true });
+});
+
+test("usable at phone width and by keyboard, with no console errors", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${screenshots}/5-phone.png`, fullPage: true });
+  // Keyboard: fill and submit the create form without a mouse.
+  await page.focus("#create-form input[name=author]");
+  await page.keyboard.type("Keys");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type("typed");
+  await page.keyboard.press("Enter");
+  await response().filter({ hasText: /^201/ }).waitFor({ timeout: WAIT });
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 400, `the page scrolls sideways at phone width (${width}px)`);
+  assert.deepEqual(problems, []);
+});
+
+async function expectEventually(check, what) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) assert.fail(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
