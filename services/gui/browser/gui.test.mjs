@@ -64,6 +64,13 @@ test("create, read, update and delete through the forms, each notified with its 
   const id = await page.inputValue("#read-form input[name=id]");
   assert.match(id, /^[0-9a-f-]{36}$/);
 
+  // The command's flow lit up in the picture: producer, Kafka, persister, Cassandra,
+  // notifier.
+  const lit = await page.locator("#diagram .arrow.active").evaluateAll((arrows) => arrows.map((a) => a.id));
+  for (const arrow of ["producer-kafka", "kafka-persister", "persister-cassandra", "kafka-notifier"]) {
+    assert.ok(lit.includes(`arrow-${arrow}`), `arrow ${arrow} did not light up: ${lit}`);
+  }
+
   const created = item("CREATE", id);
   await created.waitFor({ timeout: WAIT });
   const trace = await created.locator("a.trace").getAttribute("data-trace-id");
@@ -127,6 +134,21 @@ test("a notifier restart loses no event: the stream resumes with its last id", a
   assert.equal(new Set(eventIds).size, eventIds.length, "an event was shown twice");
   assert.ok(eventIds.length >= before + 2);
   await page.screenshot({ path: `${screenshots}/4-recovered.png`, fullPage: true });
+});
+
+test("pause holds the stream, resume delivers what came meanwhile, clear empties the list", async () => {
+  await page.click("#pause");
+  await page.getByTestId("status").filter({ hasText: /^paused/ }).waitFor({ timeout: WAIT });
+  const answer = await fetch(`${gateway}/producer/documents`, {
+    method: "POST",
+    headers: { "content-type": "application/vnd.kafka-cqrs.create-document.1+json" },
+    body: JSON.stringify({ text: "while paused" }),
+  });
+  const { id } = await answer.json();
+  await page.click("#resume");
+  await item("CREATE", id).waitFor({ timeout: WAIT });
+  await page.click("#clear");
+  assert.equal(await page.locator("#events li").count(), 0);
 });
 
 test("usable at phone width and by keyboard, with no console errors", async () => {
