@@ -5,6 +5,7 @@
 
 mod bench;
 mod cmd;
+mod codegen;
 mod e2e;
 mod infra;
 mod paths;
@@ -55,6 +56,8 @@ enum Command {
     E2e(e2e::Args),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
+    /// Write the generated files (the Grafana dashboard).
+    Codegen,
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::E2e(args) => e2e::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Codegen => codegen::run(),
         Command::Service { action, name } => system::service(action, &name),
     };
     match result {

@@ -205,9 +205,20 @@ async fn shutdown_commits_what_was_applied() {
     let group = persister.group.clone();
     persister.stop().await;
 
-    // Committed at shutdown, not only by the periodic auto-commit: the group is done.
+    // Committed at shutdown, not only by the periodic auto-commit: the group is done. A
+    // partition that the random keys left empty has nothing to commit (Kafka says -1001).
     let end = testkit::end_offsets(&topic.name).await;
-    assert_eq!(testkit::committed_offsets(&topic.name, &group).await, end);
+    let committed = testkit::committed_offsets(&topic.name, &group).await;
+    let expected: Vec<i64> = end
+        .iter()
+        .map(|&e| if e == 0 { -1001 } else { e })
+        .collect();
+    let committed: Vec<i64> = committed
+        .iter()
+        .zip(&end)
+        .map(|(&c, &e)| if e == 0 && c == 0 { -1001 } else { c })
+        .collect();
+    assert_eq!(committed, expected, "end offsets {end:?}");
 }
 
 #[tokio::test]

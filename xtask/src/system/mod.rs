@@ -4,6 +4,7 @@
 
 mod gateway;
 pub mod gui;
+pub mod prometheus;
 mod services;
 mod traces;
 
@@ -37,13 +38,15 @@ pub fn up(args: &UpArgs) -> Result<()> {
         services::wait_until_ready(service)?;
     }
     gateway::start()?;
+    prometheus::start()?;
     println!(
         "\nkafka-cqrs is up ({:.0}s). Through the gateway on http://127.0.0.1:8080:\n  \
          GUI       http://127.0.0.1:8080/gui/\n  \
          producer  http://127.0.0.1:8080/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
          reader    http://127.0.0.1:8080/reader/documents/{{id}}\n  \
          notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n  \
-         traces    {otlp} (OTLP)\n\n\
+         traces    {otlp} (OTLP)\n  \
+         metrics   http://127.0.0.1:9090 (Prometheus)\n\n\
          Try:\n  curl -i http://127.0.0.1:8080/producer/documents \\\n    \
          -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
          -d '{{\"author\":\"Author1\", \"text\":\"Some Text\"}}'\n\n\
@@ -60,6 +63,7 @@ pub fn down(clean: bool) -> Result<()> {
 
 /// Stops the gateway and the services, and leaves the infrastructure running.
 pub fn stop_services_and_gateway() -> Result<()> {
+    prometheus::stop()?;
     gateway::stop()?;
     for service in SERVICES.iter().rev() {
         stop_service(service)?;
@@ -168,6 +172,9 @@ pub fn status() -> Result<()> {
     let pid = process::pids(&gateway::marker())?.first().copied();
     print_row("gateway", "127.0.0.1:8080", pid, || {
         services::probe(8080, "/").map(|status| format!("answers ({status})"))
+    });
+    print_row("prometheus", "127.0.0.1:9090", prometheus::pid()?, || {
+        services::probe(prometheus::PORT, "/-/ready").map(|status| format!("answers ({status})"))
     });
     print_row("traces", "127.0.0.1:4318", traces::pid()?, || {
         services::probe(traces::PORT, "/api/traces/0").map(|status| format!("answers ({status})"))

@@ -54,18 +54,20 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut lint_ok = true;
     if !args.no_lint {
-        lint_ok = step("format", &mut || {
-            cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
-        }) && step("clippy", &mut || {
-            cmd::run(Command::new("cargo").args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ]))
-        });
+        lint_ok = step("observability checks", &mut system::prometheus::check)
+            && step("format", &mut || {
+                cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
+            })
+            && step("clippy", &mut || {
+                cmd::run(Command::new("cargo").args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            });
     }
 
     let mut tests = tally::Tally::default();
