@@ -150,7 +150,8 @@ pub async fn run_consumer(
                 let reached =
                     deliver.in_scope(|| hub.publish(partition, message.offset(), item.clone()));
                 deliver.record("sse.clients_reached", reached);
-                if let Some(item) = &item {
+                // History loaded at start-up is not a delivery: only live events count.
+                if let Some(item) = item.as_ref().filter(|_| hub.is_caught_up()) {
                     let latency = (Utc::now() - item.timestamp).to_std().unwrap_or_default();
                     metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "notified")
                         .record(latency.as_secs_f64());
