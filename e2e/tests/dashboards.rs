@@ -51,27 +51,33 @@ async fn every_dashboard_query_and_recording_rule_returns_data() {
     let prometheus =
         std::env::var("CQRS_PROMETHEUS").unwrap_or_else(|_| "http://127.0.0.1:9090".into());
 
-    // A short load that touches every part: a listener, creates, reads, updates, deletes.
+    // A load that touches every part (a listener, creates, updates, reads, deletes) and
+    // keeps going, bounded, while the queries run: rates and quantiles look at the last
+    // minute, so traffic must not stop before every query was answered.
     let mut stream = SseClient::connect(&format!("{base}/notifier/documents"), None).await;
     stream
         .next_frame(Duration::from_secs(30))
         .await
         .expect("opening frame");
     let api = testkit::Api::new(&format!("{base}/producer"), &format!("{base}/reader"));
-    for i in 0..10 {
-        let id = api
-            .create(&format!(r#"{{"author":"load","text":"{i}"}}"#))
+    let load = tokio::spawn(async move {
+        for i in 0..600 {
+            let id = api
+                .create(&format!(r#"{{"author":"load","text":"{i}"}}"#))
+                .await;
+            api.update(&format!(r#"{{"id":"{id}","text":"again {i}"}}"#))
+                .await;
+            testkit::eventually("the document", Duration::from_secs(30), || {
+                api.read_document(id)
+            })
             .await;
-        api.update(&format!(r#"{{"id":"{id}","text":"again {i}"}}"#))
-            .await;
-        testkit::eventually("the document", Duration::from_secs(30), || {
-            api.read_document(id)
-        })
-        .await;
-        if i % 2 == 0 {
-            api.delete(id).await;
+            if i % 2 == 0 {
+                api.delete(id).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-    }
+        drop(stream);
+    });
 
     let mut queries = dashboard_queries();
     queries.extend(
@@ -111,5 +117,6 @@ async fn every_dashboard_query_and_recording_rule_returns_data() {
         .await;
         report.push(format!("{panel}: {query}\n    {value}"));
     }
+    load.abort();
     println!("{}", report.join("\n"));
 }
