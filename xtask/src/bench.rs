@@ -77,7 +77,7 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Producer throughput with telemetry fully on (spans exported to the trace sink, as the
+/// Producer throughput with telemetry fully on (spans exported to Jaeger, as the
 /// running producer does) against a second producer with export off, in alternating
 /// rounds so that both meet the same machine load.
 fn telemetry_overhead(count: usize) -> Result<()> {

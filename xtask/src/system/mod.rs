@@ -45,7 +45,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
          producer  http://127.0.0.1:8080/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
          reader    http://127.0.0.1:8080/reader/documents/{{id}}\n  \
          notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n  \
-         traces    {otlp} (OTLP)\n  \
+         traces    http://127.0.0.1:16686 (Jaeger; the services export to {otlp})\n  \
          metrics   http://127.0.0.1:9090 (Prometheus)\n\n\
          Try:\n  curl -i http://127.0.0.1:8080/producer/documents \\\n    \
          -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
@@ -176,8 +176,8 @@ pub fn status() -> Result<()> {
     print_row("prometheus", "127.0.0.1:9090", prometheus::pid()?, || {
         services::probe(prometheus::PORT, "/-/ready").map(|status| format!("answers ({status})"))
     });
-    print_row("traces", "127.0.0.1:4318", traces::pid()?, || {
-        services::probe(traces::PORT, "/api/traces/0").map(|status| format!("answers ({status})"))
+    print_row("jaeger", "127.0.0.1:16686", traces::pid()?, || {
+        services::probe(traces::UI_PORT, "/").map(|status| format!("answers ({status})"))
     });
     Ok(())
 }

@@ -83,15 +83,7 @@ pub fn build(release: bool) -> Result<()> {
     for service in SERVICES {
         cargo.args(["--package", service.name, "--bin", service.name]);
     }
-    cmd::run(&mut cargo)?;
-    // The local trace backend is a debug build whatever the services' profile.
-    cmd::run(Command::new("cargo").current_dir(paths::root()).args([
-        "build",
-        "--package",
-        "e2e",
-        "--bin",
-        "otlp-sink",
-    ]))
+    cmd::run(&mut cargo)
 }
 
 /// Starts `service` unless it already runs. Its environment is xtask's own, so

@@ -1,30 +1,71 @@
-//! The local trace backend: `otlp-sink` (from `e2e/`) on 127.0.0.1:4318, receiving the
-//! services' OTLP/HTTP spans and serving them by trace id for the e2e tests. When
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the services export there instead and no sink
-//! runs.
+//! The local trace backend: Jaeger v2 (all-in-one, in-memory storage), built from the Go
+//! module proxy with the version pinned in `observability/jaeger/go.mod`. It receives the
+//! services' OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP) and shows the traces on
+//! http://127.0.0.1:16686. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the services export
+//! there instead and no Jaeger runs.
 
+use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use nix::sys::signal::Signal;
 
-use crate::{paths, process};
+use crate::{cmd, paths, process};
 
-pub const PORT: u16 = 4318;
+pub const UI_PORT: u16 = 16686;
+const OTLP_HTTP_PORT: u16 = 4318;
+/// Every port the all-in-one configuration listens on.
+const PORTS: [u16; 5] = [4317, OTLP_HTTP_PORT, UI_PORT, 14268, 9411];
 
-/// The built sink; its path is the marker that finds it.
-pub fn binary() -> std::path::PathBuf {
-    super::services::target_dir()
-        .join("debug")
-        .join("otlp-sink")
+/// The built Jaeger; its path is the marker that finds it.
+pub fn binary() -> PathBuf {
+    super::services::target_dir().join("tools").join("jaeger")
 }
 
-fn log_path() -> std::path::PathBuf {
-    paths::root().join("target/system/logs/otlp-sink.log")
+fn module_dir() -> PathBuf {
+    paths::root().join("observability/jaeger")
 }
 
-/// Where the services should export: the user's endpoint, or the local sink (started
+fn log_path() -> PathBuf {
+    paths::root().join("target/system/logs/jaeger.log")
+}
+
+/// Builds Jaeger when it is missing or `go.sum` changed since the last build.
+pub fn build() -> Result<()> {
+    let sum = fs::read_to_string(module_dir().join("go.sum"))
+        .context("cannot read observability/jaeger/go.sum")?;
+    let stamp = binary().with_extension("stamp");
+    if binary().exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == sum) {
+        return Ok(());
+    }
+    if !Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        bail!(
+            "cannot run `go`, which builds Jaeger (the local trace backend) from the Go module \
+             proxy. Install Go 1.24 or newer and run the command again, or point the services \
+             at a trace backend of your own with OTEL_EXPORTER_OTLP_ENDPOINT"
+        );
+    }
+    eprintln!("Building Jaeger from the Go module proxy (first run only; a few minutes)...");
+    let started = Instant::now();
+    cmd::run(
+        Command::new("go")
+            .current_dir(module_dir())
+            .args(["build", "-o"])
+            .arg(binary())
+            .arg("github.com/jaegertracing/jaeger/cmd/jaeger"),
+    )?;
+    fs::write(&stamp, sum)?;
+    eprintln!("Built Jaeger in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Where the services should export: the user's endpoint, or the local Jaeger (started
 /// here when needed).
 pub fn start() -> Result<String> {
     if let Ok(endpoint) = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -33,41 +74,44 @@ pub fn start() -> Result<String> {
         eprintln!("The services export traces to {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT).");
         return Ok(endpoint);
     }
-    let endpoint = format!("http://127.0.0.1:{PORT}");
+    let endpoint = format!("http://127.0.0.1:{OTLP_HTTP_PORT}");
     let marker = binary().display().to_string();
     if let Some(pid) = process::pids(&marker)?.first() {
-        eprintln!("The trace sink is already running (pid {pid}).");
+        eprintln!("Jaeger is already running (pid {pid}).");
         return Ok(endpoint);
     }
-    if std::net::TcpListener::bind(("127.0.0.1", PORT)).is_err() {
-        bail!(
-            "port {PORT} (OTLP/HTTP) is already in use by a process `cargo xtask` did not \
-             start. If it is a trace backend, point the services at it with \
-             OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{PORT}; otherwise stop it"
-        );
+    build()?;
+    for port in PORTS {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!(
+                "port {port} (Jaeger) is already in use by a process `cargo xtask` did not \
+                 start. If it is a trace backend, point the services at it with \
+                 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{OTLP_HTTP_PORT}; otherwise stop it"
+            );
+        }
     }
-    let mut command = Command::new(binary());
-    command.args(["--listen", &format!("127.0.0.1:{PORT}")]);
-    let mut child = process::spawn_detached("trace sink", &log_path(), command)?;
+    let mut child = process::spawn_detached("Jaeger", &log_path(), Command::new(binary()))?;
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err() {
+    while super::services::probe(UI_PORT, "/").is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", OTLP_HTTP_PORT)).is_err()
+    {
         if let Some(status) = child.try_wait()? {
             return Err(super::not_up(
-                "the trace sink",
+                "Jaeger",
                 &log_path(),
                 &format!("exited ({status})"),
             ));
         }
-        if started.elapsed() > Duration::from_secs(10) {
+        if started.elapsed() > Duration::from_secs(30) {
             return Err(super::not_up(
-                "the trace sink",
+                "Jaeger",
                 &log_path(),
-                "did not listen within 10s",
+                "did not listen within 30s",
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("Trace sink receives OTLP/HTTP on {endpoint}");
+    eprintln!("Jaeger receives OTLP on {endpoint} and shows traces on http://127.0.0.1:{UI_PORT}");
     Ok(endpoint)
 }
 
@@ -79,10 +123,10 @@ pub fn pid() -> Result<Option<i32>> {
 
 pub fn stop() -> Result<()> {
     process::stop(
-        "trace sink",
+        "Jaeger",
         &binary().display().to_string(),
         Signal::SIGTERM,
-        Duration::from_secs(5),
+        Duration::from_secs(10),
     )?;
     Ok(())
 }
