@@ -28,7 +28,8 @@ impl Tally {
 
     /// Adds what one line of runner output reports, if anything.
     fn read_line(&mut self, line: &str) {
-        let line = line.trim();
+        let plain = strip_ansi(line);
+        let line = plain.trim();
         // cargo test: "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; ..."
         if let Some(rest) = line.strip_prefix("test result: ") {
             self.passed += count_before(rest, " passed");
@@ -55,6 +56,26 @@ impl Tally {
             self.ignored += count_before(line, " skipped");
         }
     }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... letter`), which runners add when
+/// they think a terminal or CI is watching.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip up to and including the final letter of the sequence.
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The number just before `word` in `text` ("3 passed" -> 3), or 0.
@@ -163,6 +184,13 @@ mod tests {
                 ignored: 0
             }
         );
+    }
+
+    #[test]
+    fn reads_through_colour_codes() {
+        let mut tally = Tally::default();
+        tally.read_line("\u{1b}[2m      Tests \u{1b}[22m \u{1b}[1m\u{1b}[32m9 passed\u{1b}[39m\u{1b}[22m\u{1b}[90m (9)\u{1b}[39m\n");
+        assert_eq!(tally.passed, 9);
     }
 
     #[test]
