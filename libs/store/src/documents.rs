@@ -167,9 +167,12 @@ impl DocumentStore {
         Ok(row.map(|(id, author, text)| Document { id, author, text }))
     }
 
-    /// Whether Cassandra answers a query now (for `/readyz`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        crate::release_version(&self.session).await.map(drop)
+    /// Whether Cassandra answers a query now, as `/readyz` reports it.
+    pub async fn ping(&self) -> Result<(), String> {
+        crate::release_version(&self.session)
+            .await
+            .map(drop)
+            .map_err(|e| format!("Cassandra does not answer: {e}"))
     }
 }
 

@@ -168,6 +168,15 @@ pub fn document_id(segment: &str) -> Result<Uuid, ApiError> {
 pub type ReadinessCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// A readiness check from an async closure, without the boxing at every call site.
+pub fn readiness<F, Fut>(check: F) -> ReadinessCheck
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move || Box::pin(check()))
+}
+
 /// `/healthz` (the process answers) and `/readyz` (its dependencies answer too).
 pub fn health_routes(ready: ReadinessCheck) -> Router {
     Router::new()

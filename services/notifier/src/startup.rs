@@ -86,17 +86,16 @@ impl Application {
         ));
         let hub = Arc::clone(&self.hub);
         let bootstrap = self.config.kafka.bootstrap_servers.clone();
-        let ready: web::ReadinessCheck = Arc::new(move || {
-            let hub = Arc::clone(&hub);
-            let bootstrap = bootstrap.clone();
-            Box::pin(async move {
+        let ready = web::readiness(move || {
+            let (hub, bootstrap) = (Arc::clone(&hub), bootstrap.clone());
+            async move {
                 messaging::ping(&bootstrap).await?;
                 if hub.is_caught_up() {
                     Ok(())
                 } else {
                     Err("still loading recent history".to_owned())
                 }
-            })
+            }
         });
         let streams = Streams {
             hub: Arc::clone(&self.hub),

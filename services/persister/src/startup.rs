@@ -2,8 +2,6 @@
 //! Cassandra and binds the port, `run_until_stopped` consumes and serves health until the
 //! shutdown token is cancelled, then commits what it applied.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use telemetry::kafka::LagContext;
@@ -79,16 +77,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let store = self.projection.store.clone();
         let bootstrap = self.bootstrap;
-        let ready: web::ReadinessCheck = Arc::new(move || {
-            let store = store.clone();
-            let bootstrap = bootstrap.clone();
-            Box::pin(async move {
+        let ready = web::readiness(move || {
+            let (store, bootstrap) = (store.clone(), bootstrap.clone());
+            async move {
                 messaging::ping(&bootstrap).await?;
-                store
-                    .ping()
-                    .await
-                    .map_err(|e| format!("Cassandra does not answer: {e}"))
-            })
+                store.ping().await
+            }
         });
         let router = telemetry::http::instrument(
             web::health_routes(ready).merge(telemetry::http::metrics_route()),

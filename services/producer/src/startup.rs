@@ -1,8 +1,6 @@
 //! Building and running the producer: `Application::build` binds the port and connects,
 //! `run_until_stopped` serves until the shutdown token is cancelled.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -42,9 +40,9 @@ impl Application {
     /// their records to be confirmed.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let publisher = self.publisher.clone();
-        let ready: web::ReadinessCheck = Arc::new(move || {
+        let ready = web::readiness(move || {
             let publisher = publisher.clone();
-            Box::pin(async move { publisher.ping().await })
+            async move { publisher.ping().await }
         });
         let router = telemetry::http::instrument(
             Router::new()

@@ -1,8 +1,6 @@
 //! Building and running the reader: `Application::build` binds the port and connects to
 //! Cassandra, `run_until_stopped` serves until the shutdown token is cancelled.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use axum::Router;
 use store::DocumentStore;
@@ -42,14 +40,9 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then finishes requests in flight.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let store = self.store.clone();
-        let ready: web::ReadinessCheck = Arc::new(move || {
+        let ready = web::readiness(move || {
             let store = store.clone();
-            Box::pin(async move {
-                store
-                    .ping()
-                    .await
-                    .map_err(|e| format!("Cassandra does not answer: {e}"))
-            })
+            async move { store.ping().await }
         });
         let router = telemetry::http::instrument(
             Router::new()
