@@ -1,0 +1,207 @@
+//! The platform's topology, written once: every service's name, port, probes and gateway
+//! route, the gateway's and the observability backends' ports, and the defaults every
+//! binary falls back to.
+//!
+//! The services take their default port from here (clap), `cargo xtask` starts them on
+//! these ports, and `cargo xtask codegen` generates from this table the local gateway's
+//! routes (`deployment/local/nginx/nginx.conf`), Prometheus's scrape jobs
+//! (`observability/prometheus/prometheus.yml`) and the Kubernetes Services and Ingress.
+//! A staleness test fails when a generated file no longer matches this table.
+
+/// What a service does in the CQRS split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts commands and publishes events (the write side's front door).
+    Command,
+    /// Folds events into the read model (the write side's back).
+    Projection,
+    /// Answers queries from the read model.
+    Query,
+    /// Pushes events to browsers as Server-Sent Events.
+    Push,
+}
+
+/// How the gateway forwards a service's public routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The path prefix at the gateway, stripped before the request reaches the service.
+    pub prefix: &'static str,
+    /// Server-Sent Events: no response buffering, and streams may stay open for hours.
+    pub streaming: bool,
+}
+
+/// One service of the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The Cargo package, binary, image, Prometheus job and Kubernetes name.
+    pub name: &'static str,
+    pub role: Role,
+    /// The port it listens on (DESIGN.md), locally and in a cluster.
+    pub port: u16,
+    /// Prometheus text format.
+    pub metrics_path: &'static str,
+    /// Liveness: the process serves HTTP.
+    pub liveness_path: &'static str,
+    /// Readiness: its Kafka and Cassandra connections work.
+    pub readiness_path: &'static str,
+    /// Its public route through the gateway; `None` for a service without public API.
+    pub route: Option<Route>,
+    /// The API paths it serves, with the gateway prefix stripped (for docs and checks).
+    pub api: &'static [&'static str],
+}
+
+const METRICS_PATH: &str = "/metrics";
+const LIVENESS_PATH: &str = "/healthz";
+const READINESS_PATH: &str = "/readyz";
+
+pub const PRODUCER: Service = Service {
+    name: "producer",
+    role: Role::Command,
+    port: 8083,
+    metrics_path: METRICS_PATH,
+    liveness_path: LIVENESS_PATH,
+    readiness_path: READINESS_PATH,
+    route: Some(Route {
+        prefix: "/producer",
+        streaming: false,
+    }),
+    api: &["POST /documents", "PUT /documents", "DELETE /documents/{id}"],
+};
+
+pub const READER: Service = Service {
+    name: "reader",
+    role: Role::Query,
+    port: 8082,
+    metrics_path: METRICS_PATH,
+    liveness_path: LIVENESS_PATH,
+    readiness_path: READINESS_PATH,
+    route: Some(Route {
+        prefix: "/reader",
+        streaming: false,
+    }),
+    api: &["GET /documents/{id}"],
+};
+
+pub const NOTIFIER: Service = Service {
+    name: "notifier",
+    role: Role::Push,
+    port: 8081,
+    metrics_path: METRICS_PATH,
+    liveness_path: LIVENESS_PATH,
+    readiness_path: READINESS_PATH,
+    route: Some(Route {
+        prefix: "/notifier",
+        streaming: true,
+    }),
+    api: &["GET /documents"],
+};
+
+pub const PERSISTER: Service = Service {
+    name: "persister",
+    role: Role::Projection,
+    port: 8084,
+    metrics_path: METRICS_PATH,
+    liveness_path: LIVENESS_PATH,
+    readiness_path: READINESS_PATH,
+    route: None,
+    api: &[],
+};
+
+/// Every service, in start order: the consumers first, then the query and command sides
+/// (so that nothing is published before someone listens).
+pub const SERVICES: [&Service; 4] = [&PERSISTER, &NOTIFIER, &READER, &PRODUCER];
+
+/// Looks a service up by name.
+pub fn service(name: &str) -> Option<&'static Service> {
+    SERVICES.iter().copied().find(|s| s.name == name)
+}
+
+/// The gateway (nginx locally, ingress-nginx in Kubernetes).
+pub mod gateway {
+    /// The local gateway's port (`cargo xtask up`).
+    pub const LOCAL_PORT: u16 = 8080;
+    /// The ingress's port in a cluster.
+    pub const CLUSTER_PORT: u16 = 80;
+    /// Where the browser GUI is served.
+    pub const GUI_PREFIX: &str = "/gui";
+    /// The GUI's static files are served by this name in a cluster (its image and Service).
+    pub const GUI_NAME: &str = "gui";
+    /// The GUI's port in a cluster (a static file server in its own image).
+    pub const GUI_PORT: u16 = 8085;
+}
+
+/// Kafka: where it listens locally and the names of the contract.
+pub mod kafka {
+    /// Where a local broker listens (`cargo xtask infra up`).
+    pub const BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
+    pub const PORT: u16 = 9092;
+    /// The topic of document events; its record key is the document id.
+    pub const DOCUMENTS_TOPIC: &str = "documents.t";
+    /// Partitions of the documents topic: enough to show per-partition ordering and lag.
+    pub const DOCUMENTS_TOPIC_PARTITIONS: i32 = 3;
+    /// Records that a consumer could not handle, with the reason and origin in headers.
+    pub const DLQ_TOPIC: &str = "documents.dlq.t";
+    /// One partition keeps the dead letters in the order they were met.
+    pub const DLQ_TOPIC_PARTITIONS: i32 = 1;
+    /// The persister's consumer group.
+    pub const PERSISTER_GROUP: &str = "persister-group";
+}
+
+/// Cassandra: where it listens locally and the keyspace of the contract.
+pub mod cassandra {
+    pub const CONTACT_POINTS: &str = "127.0.0.1:9042";
+    pub const PORT: u16 = 9042;
+    pub const KEYSPACE: &str = "documents";
+}
+
+/// The observability backends' ports (`cargo xtask up`, and the cluster's).
+pub mod observability {
+    pub const PROMETHEUS_PORT: u16 = 9090;
+    pub const GRAFANA_PORT: u16 = 3000;
+    pub const JAEGER_QUERY_PORT: u16 = 16686;
+    pub const OTLP_GRPC_PORT: u16 = 4317;
+    pub const OTLP_HTTP_PORT: u16 = 4318;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_ports_and_prefixes_are_unique() {
+        let mut ports: Vec<u16> = SERVICES.iter().map(|s| s.port).collect();
+        ports.extend([
+            gateway::LOCAL_PORT,
+            gateway::GUI_PORT,
+            kafka::PORT,
+            cassandra::PORT,
+            observability::PROMETHEUS_PORT,
+            observability::GRAFANA_PORT,
+            observability::JAEGER_QUERY_PORT,
+            observability::OTLP_GRPC_PORT,
+            observability::OTLP_HTTP_PORT,
+        ]);
+        let count = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), count, "two parts share a port");
+
+        let mut prefixes: Vec<&str> = SERVICES
+            .iter()
+            .filter_map(|s| s.route.map(|r| r.prefix))
+            .chain([gateway::GUI_PREFIX])
+            .collect();
+        let count = prefixes.len();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        assert_eq!(prefixes.len(), count, "two routes share a prefix");
+    }
+
+    #[test]
+    fn every_service_is_found_by_its_name() {
+        for s in SERVICES {
+            assert_eq!(service(s.name), Some(s));
+        }
+        assert_eq!(service("gateway"), None);
+    }
+}
