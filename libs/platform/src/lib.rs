@@ -65,7 +65,11 @@ pub const PRODUCER: Service = Service {
         prefix: "/producer",
         streaming: false,
     }),
-    api: &["POST /documents", "PUT /documents", "DELETE /documents/{id}"],
+    api: &[
+        "POST /documents",
+        "PUT /documents",
+        "DELETE /documents/{id}",
+    ],
 };
 
 pub const READER: Service = Service {

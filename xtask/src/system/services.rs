@@ -60,16 +60,7 @@ impl Service {
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                paths::root().join(p)
-            }
-        })
-        .unwrap_or_else(|| paths::root().join("target"))
+    paths::target_dir()
 }
 
 /// Builds every service binary (Cargo does nothing when they are up to date).

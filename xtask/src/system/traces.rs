@@ -4,28 +4,32 @@
 //! http://127.0.0.1:16686. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the services export
 //! there instead and no Jaeger runs.
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use nix::sys::signal::Signal;
 
-use crate::{cmd, paths, process};
+use crate::{paths, process, tools};
 
 pub const UI_PORT: u16 = 16686;
 const OTLP_HTTP_PORT: u16 = 4318;
 /// Every port the all-in-one configuration listens on.
 const PORTS: [u16; 5] = [4317, OTLP_HTTP_PORT, UI_PORT, 14268, 9411];
 
+/// Jaeger, pinned in `observability/jaeger/go.mod`.
+const JAEGER: tools::GoTool = tools::GoTool {
+    name: "jaeger",
+    module_dir: "observability/jaeger",
+    packages: &["github.com/jaegertracing/jaeger/cmd/jaeger"],
+    ldflags: "",
+    cold_build: "about 6 minutes",
+};
+
 /// The built Jaeger; its path is the marker that finds it.
 pub fn binary() -> PathBuf {
-    super::services::target_dir().join("tools").join("jaeger")
-}
-
-fn module_dir() -> PathBuf {
-    paths::root().join("observability/jaeger")
+    JAEGER.path()
 }
 
 fn log_path() -> PathBuf {
@@ -34,35 +38,7 @@ fn log_path() -> PathBuf {
 
 /// Builds Jaeger when it is missing or `go.sum` changed since the last build.
 pub fn build() -> Result<()> {
-    let sum = fs::read_to_string(module_dir().join("go.sum"))
-        .context("cannot read observability/jaeger/go.sum")?;
-    let stamp = binary().with_extension("stamp");
-    if binary().exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == sum) {
-        return Ok(());
-    }
-    if !Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        bail!(
-            "cannot run `go`, which builds Jaeger (the local trace backend) from the Go module \
-             proxy. Install Go 1.24 or newer and run the command again, or point the services \
-             at a trace backend of your own with OTEL_EXPORTER_OTLP_ENDPOINT"
-        );
-    }
-    eprintln!("Building Jaeger from the Go module proxy (first run only; a few minutes)...");
-    let started = Instant::now();
-    cmd::run(
-        Command::new("go")
-            .current_dir(module_dir())
-            .args(["build", "-o"])
-            .arg(binary())
-            .arg("github.com/jaegertracing/jaeger/cmd/jaeger"),
-    )?;
-    fs::write(&stamp, sum)?;
-    eprintln!("Built Jaeger in {:.0}s", started.elapsed().as_secs_f64());
-    Ok(())
+    JAEGER.ensure().map(drop)
 }
 
 /// Where the services should export: the user's endpoint, or the local Jaeger (started
