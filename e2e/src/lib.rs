@@ -8,7 +8,7 @@
 /// The variable that names the gateway under test.
 pub const GATEWAY_VARIABLE: &str = "CQRS_GATEWAY";
 /// The local gateway of `cargo xtask up`.
-pub const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_GATEWAY: &str = platform::gateway::LOCAL_URL;
 
 /// The gateway's base URL, without a trailing slash.
 pub fn gateway() -> String {

@@ -10,7 +10,7 @@ use crate::test::tally;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The deployment's gateway; default: the local one of `cargo xtask up`.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, value_name = "URL", default_value = platform::gateway::LOCAL_URL)]
     pub gateway: String,
 }
 

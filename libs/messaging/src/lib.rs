@@ -11,16 +11,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-/// Where a local broker listens (`cargo xtask infra up`).
-pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092";
-/// The topic of document events; its record key is the document id.
-pub const DOCUMENTS_TOPIC: &str = "documents.t";
-/// Partitions of [`DOCUMENTS_TOPIC`]: enough to show per-partition ordering and lag.
-pub const DOCUMENTS_TOPIC_PARTITIONS: i32 = 3;
-/// Records that a consumer could not handle, with the reason and origin in headers.
-pub const DLQ_TOPIC: &str = "documents.dlq.t";
-/// One partition keeps the dead letters in the order they were met.
-pub const DLQ_TOPIC_PARTITIONS: i32 = 1;
+// The names and defaults of the contract live in `libs/platform`; re-exported under the
+// names the Kafka code uses.
+pub use platform::kafka::{
+    BOOTSTRAP_SERVERS as DEFAULT_BOOTSTRAP_SERVERS, DLQ_TOPIC, DLQ_TOPIC_PARTITIONS,
+    DOCUMENTS_TOPIC, DOCUMENTS_TOPIC_PARTITIONS,
+};
 
 /// Kafka settings every service takes (environment variables, or flags).
 #[derive(Debug, Clone, clap::Args)]

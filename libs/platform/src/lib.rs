@@ -124,6 +124,8 @@ pub fn service(name: &str) -> Option<&'static Service> {
 pub mod gateway {
     /// The local gateway's port (`cargo xtask up`).
     pub const LOCAL_PORT: u16 = 8080;
+    /// The local gateway's base URL (a test checks it names [`LOCAL_PORT`]).
+    pub const LOCAL_URL: &str = "http://127.0.0.1:8080";
     /// The ingress's port in a cluster.
     pub const CLUSTER_PORT: u16 = 80;
     /// Where the browser GUI is served.
@@ -199,6 +201,14 @@ mod tests {
         prefixes.sort_unstable();
         prefixes.dedup();
         assert_eq!(prefixes.len(), count, "two routes share a prefix");
+    }
+
+    #[test]
+    fn the_local_gateway_url_names_its_port() {
+        assert_eq!(
+            gateway::LOCAL_URL,
+            format!("http://127.0.0.1:{}", gateway::LOCAL_PORT)
+        );
     }
 
     #[test]

@@ -13,9 +13,13 @@ pub use documents::{DocumentStore, Operation};
 pub use schema::Keyspace;
 
 /// Where a local Cassandra listens (`cargo xtask infra up`).
-pub const DEFAULT_CONTACT_POINTS: &str = "127.0.0.1:9042";
+pub const DEFAULT_CONTACT_POINTS: &str = platform::cassandra::CONTACT_POINTS;
 /// The keyspace of the read model.
-pub const DEFAULT_KEYSPACE: &str = "documents";
+pub const DEFAULT_KEYSPACE: &str = platform::cassandra::KEYSPACE;
+/// Replication factor of a keyspace created by the schema (1 locally; 3 in a cluster).
+pub const DEFAULT_REPLICATION_FACTOR: u8 = 1;
+/// How long one query may take before it counts as failed, in milliseconds.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 3000;
 
 /// Cassandra settings every service that uses it takes (environment variables, or flags).
 #[derive(Debug, Clone, clap::Args)]
@@ -30,14 +34,14 @@ pub struct CassandraArgs {
     #[arg(
         long = "cassandra-replication-factor",
         env = "CASSANDRA_REPLICATION_FACTOR",
-        default_value_t = 1
+        default_value_t = DEFAULT_REPLICATION_FACTOR
     )]
     pub replication_factor: u8,
     /// How long one query may take before it counts as failed, in milliseconds.
     #[arg(
         long = "cassandra-request-timeout-ms",
         env = "CASSANDRA_REQUEST_TIMEOUT_MS",
-        default_value_t = 3000
+        default_value_t = DEFAULT_REQUEST_TIMEOUT_MS
     )]
     pub request_timeout_ms: u64,
 }
@@ -48,8 +52,8 @@ impl CassandraArgs {
         Self {
             contact_points: contact_points.to_owned(),
             keyspace: keyspace.to_owned(),
-            replication_factor: 1,
-            request_timeout_ms: 3000,
+            replication_factor: DEFAULT_REPLICATION_FACTOR,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
         }
     }
 

@@ -25,11 +25,15 @@ use uuid::Uuid;
 /// The largest command body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = events::MAX_COMMAND_BYTES;
 
-/// HTTP settings of a service whose port is `PORT` unless configured.
+/// Every interface: what a container must listen on.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+
+/// HTTP settings of a service whose port is `PORT` unless configured; services name their
+/// port from the table in `libs/platform` (`HttpArgs<{ platform::PRODUCER.port }>`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs<const PORT: u16> {
     /// Address to listen on; 0.0.0.0 serves every interface (as a container must).
-    #[arg(long = "http-host", env = "HTTP_HOST", default_value = "0.0.0.0")]
+    #[arg(long = "http-host", env = "HTTP_HOST", default_value = DEFAULT_HOST)]
     pub host: String,
     /// Port to listen on; 0 picks a free one (tests do).
     #[arg(long = "http-port", env = "HTTP_PORT", default_value_t = PORT)]

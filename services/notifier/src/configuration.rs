@@ -2,33 +2,43 @@
 
 use std::time::Duration;
 
+/// The defaults of the settings below, used by clap and by [`Config::for_tests`] alike.
+pub mod defaults {
+    pub const HISTORY_PER_PARTITION: usize = 1000;
+    pub const CLIENT_BUFFER: usize = 256;
+    pub const MAX_CLIENTS: usize = 10_000;
+    pub const REPLAY_CONSUMERS: usize = 4;
+    pub const KEEP_ALIVE_SECS: u64 = 15;
+    pub const RETRY_MS: u64 = 2000;
+}
+
 /// Pushes every event of the documents topic to browsers as Server-Sent Events.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "notifier", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub http: web::HttpArgs<8081>,
+    pub http: web::HttpArgs<{ platform::NOTIFIER.port }>,
     #[command(flatten)]
     pub kafka: messaging::KafkaArgs,
     /// Events kept in memory per partition, to serve reconnecting clients without Kafka.
-    #[arg(long, env = "SSE_HISTORY_PER_PARTITION", default_value_t = 1000)]
+    #[arg(long, env = "SSE_HISTORY_PER_PARTITION", default_value_t = defaults::HISTORY_PER_PARTITION)]
     pub history_per_partition: usize,
     /// Events queued per client; a client that falls this far behind is disconnected
     /// (it resumes with its last event id).
-    #[arg(long, env = "SSE_CLIENT_BUFFER", default_value_t = 256)]
+    #[arg(long, env = "SSE_CLIENT_BUFFER", default_value_t = defaults::CLIENT_BUFFER)]
     pub client_buffer: usize,
     /// Concurrent streams served; one more gets 429.
-    #[arg(long, env = "SSE_MAX_CLIENTS", default_value_t = 10_000)]
+    #[arg(long, env = "SSE_MAX_CLIENTS", default_value_t = defaults::MAX_CLIENTS)]
     pub max_clients: usize,
     /// Kafka consumers that may read older history at once, whatever the number of
     /// clients asking for it.
-    #[arg(long, env = "SSE_REPLAY_CONSUMERS", default_value_t = 4)]
+    #[arg(long, env = "SSE_REPLAY_CONSUMERS", default_value_t = defaults::REPLAY_CONSUMERS)]
     pub replay_consumers: usize,
     /// Seconds without traffic after which a `: keep-alive` comment is sent.
-    #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = 15)]
+    #[arg(long, env = "SSE_KEEP_ALIVE_SECS", default_value_t = defaults::KEEP_ALIVE_SECS)]
     pub keep_alive_secs: u64,
     /// The reconnection delay suggested to clients (`retry:`), in milliseconds.
-    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 2000)]
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = defaults::RETRY_MS)]
     pub retry_ms: u64,
 }
 
@@ -38,12 +48,12 @@ impl Config {
         Self {
             http: web::HttpArgs::ephemeral(),
             kafka: messaging::KafkaArgs::new(bootstrap_servers, topic),
-            history_per_partition: 1000,
-            client_buffer: 256,
-            max_clients: 10_000,
-            replay_consumers: 4,
-            keep_alive_secs: 15,
-            retry_ms: 2000,
+            history_per_partition: defaults::HISTORY_PER_PARTITION,
+            client_buffer: defaults::CLIENT_BUFFER,
+            max_clients: defaults::MAX_CLIENTS,
+            replay_consumers: defaults::REPLAY_CONSUMERS,
+            keep_alive_secs: defaults::KEEP_ALIVE_SECS,
+            retry_ms: defaults::RETRY_MS,
         }
     }
 

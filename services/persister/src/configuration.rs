@@ -5,11 +5,11 @@
 #[command(name = "persister", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub http: web::HttpArgs<8084>,
+    pub http: web::HttpArgs<{ platform::PERSISTER.port }>,
     #[command(flatten)]
     pub kafka: messaging::KafkaArgs,
     /// The consumer group; its committed offsets say what has been applied.
-    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "persister-group")]
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = platform::kafka::PERSISTER_GROUP)]
     pub group_id: String,
     /// Where records that cannot be applied go, with the reason in their headers.
     #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = messaging::DLQ_TOPIC)]

@@ -2,17 +2,20 @@
 
 use std::time::Duration;
 
+/// How long Kafka may take to confirm a record, in milliseconds.
+pub const DEFAULT_PRODUCE_TIMEOUT_MS: u64 = 5000;
+
 /// Accepts create, update and delete commands over HTTP and publishes them to Kafka.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "producer", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub http: web::HttpArgs<8083>,
+    pub http: web::HttpArgs<{ platform::PRODUCER.port }>,
     #[command(flatten)]
     pub kafka: messaging::KafkaArgs,
     /// How long Kafka may take to confirm a record before the command is answered with
     /// 503, in milliseconds (librdkafka's own default is five minutes).
-    #[arg(long, env = "KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "KAFKA_PRODUCE_TIMEOUT_MS", default_value_t = DEFAULT_PRODUCE_TIMEOUT_MS)]
     pub produce_timeout_ms: u64,
 }
 
@@ -22,7 +25,7 @@ impl Config {
         Self {
             http: web::HttpArgs::ephemeral(),
             kafka: messaging::KafkaArgs::new(bootstrap_servers, topic),
-            produce_timeout_ms: 5000,
+            produce_timeout_ms: DEFAULT_PRODUCE_TIMEOUT_MS,
         }
     }
 

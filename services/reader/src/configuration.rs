@@ -5,7 +5,7 @@
 #[command(name = "reader", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub http: web::HttpArgs<8082>,
+    pub http: web::HttpArgs<{ platform::READER.port }>,
     #[command(flatten)]
     pub cassandra: store::CassandraArgs,
 }

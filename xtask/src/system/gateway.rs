@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 
 use crate::{cmd, paths, process};
 
-const PORT: u16 = 8080;
+const PORT: u16 = platform::gateway::LOCAL_PORT;
 
 fn prefix() -> PathBuf {
     paths::root().join("target/system/gateway")

@@ -39,19 +39,23 @@ pub fn up(args: &UpArgs) -> Result<()> {
     }
     gateway::start()?;
     prometheus::start()?;
+    let gateway = format!("http://127.0.0.1:{}", platform::gateway::LOCAL_PORT);
     println!(
-        "\nkafka-cqrs is up ({:.0}s). Through the gateway on http://127.0.0.1:8080:\n  \
-         GUI       http://127.0.0.1:8080/gui/\n  \
-         producer  http://127.0.0.1:8080/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
-         reader    http://127.0.0.1:8080/reader/documents/{{id}}\n  \
-         notifier  http://127.0.0.1:8080/notifier/documents   (Server-Sent Events)\n  \
-         traces    http://127.0.0.1:16686 (Jaeger; the services export to {otlp})\n  \
-         metrics   http://127.0.0.1:9090 (Prometheus)\n\n\
-         Try:\n  curl -i http://127.0.0.1:8080/producer/documents \\\n    \
+        "\nkafka-cqrs is up ({:.0}s). Through the gateway on {gateway}:\n  \
+         GUI       {gateway}{gui}/\n  \
+         producer  {gateway}/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
+         reader    {gateway}/reader/documents/{{id}}\n  \
+         notifier  {gateway}/notifier/documents   (Server-Sent Events)\n  \
+         traces    http://127.0.0.1:{jaeger} (Jaeger; the services export to {otlp})\n  \
+         metrics   http://127.0.0.1:{prometheus} (Prometheus)\n\n\
+         Try:\n  curl -i {gateway}/producer/documents \\\n    \
          -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
          -d '{{\"author\":\"Author1\", \"text\":\"Some Text\"}}'\n\n\
          Logs: target/system/logs/   Status: cargo xtask status   Stop: cargo xtask down",
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        gui = platform::gateway::GUI_PREFIX,
+        jaeger = platform::observability::JAEGER_QUERY_PORT,
+        prometheus = platform::observability::PROMETHEUS_PORT,
     );
     Ok(())
 }
@@ -73,23 +77,20 @@ pub fn stop_services_and_gateway() -> Result<()> {
 
 /// The producer's debug binary (for benches that start a second one).
 pub fn producer_binary() -> std::path::PathBuf {
-    SERVICES
-        .iter()
-        .find(|s| s.name == "producer")
-        .expect("the producer is a service")
-        .binary(false)
+    services::binary(&platform::PRODUCER, false)
 }
 
 pub use services::probe;
 
 /// The pid of the running notifier, if any.
 pub fn notifier_pid() -> Result<Option<i32>> {
-    let notifier = SERVICES
-        .iter()
-        .find(|s| s.name == "notifier")
-        .expect("the notifier is a service");
     for release in [false, true] {
-        if let Some(&pid) = process::pids(&notifier.binary(release).display().to_string())?.first()
+        if let Some(&pid) = process::pids(
+            &services::binary(&platform::NOTIFIER, release)
+                .display()
+                .to_string(),
+        )?
+        .first()
         {
             return Ok(Some(pid));
         }
@@ -101,7 +102,7 @@ pub fn notifier_pid() -> Result<Option<i32>> {
 pub fn is_up() -> bool {
     SERVICES
         .iter()
-        .all(|s| services::probe(s.port, "/readyz").is_ok_and(|status| status == "200"))
+        .all(|s| services::probe(s.port, s.readiness_path).is_ok_and(|status| status == "200"))
         && process::pids(&gateway::marker()).is_ok_and(|p| !p.is_empty())
 }
 
@@ -116,7 +117,7 @@ pub enum Action {
 /// `cargo xtask service start|stop|restart NAME`: one service of the running system
 /// (the browser test restarts the notifier with it).
 pub fn service(action: Action, name: &str) -> Result<()> {
-    let Some(service) = SERVICES.iter().find(|s| s.name == name) else {
+    let Some(service) = platform::service(name) else {
         anyhow::bail!(
             "no service named {name}: use one of {}",
             SERVICES
@@ -139,7 +140,7 @@ pub fn service(action: Action, name: &str) -> Result<()> {
 
 fn stop_service(service: &Service) -> Result<()> {
     for release in [false, true] {
-        let marker = service.binary(release).display().to_string();
+        let marker = services::binary(service, release).display().to_string();
         process::stop(
             service.name,
             &marker,
@@ -159,7 +160,7 @@ pub fn status() -> Result<()> {
     );
     for service in SERVICES {
         let pid = [false, true].into_iter().find_map(|release| {
-            process::pids(&service.binary(release).display().to_string())
+            process::pids(&services::binary(service, release).display().to_string())
                 .ok()?
                 .first()
                 .copied()
@@ -170,15 +171,25 @@ pub fn status() -> Result<()> {
         });
     }
     let pid = process::pids(&gateway::marker())?.first().copied();
-    print_row("gateway", "127.0.0.1:8080", pid, || {
-        services::probe(8080, "/").map(|status| format!("answers ({status})"))
+    let gateway = platform::gateway::LOCAL_PORT;
+    print_row("gateway", &format!("127.0.0.1:{gateway}"), pid, || {
+        services::probe(gateway, "/").map(|status| format!("answers ({status})"))
     });
-    print_row("prometheus", "127.0.0.1:9090", prometheus::pid()?, || {
-        services::probe(prometheus::PORT, "/-/ready").map(|status| format!("answers ({status})"))
-    });
-    print_row("jaeger", "127.0.0.1:16686", traces::pid()?, || {
-        services::probe(traces::UI_PORT, "/").map(|status| format!("answers ({status})"))
-    });
+    print_row(
+        "prometheus",
+        &format!("127.0.0.1:{}", prometheus::PORT),
+        prometheus::pid()?,
+        || {
+            services::probe(prometheus::PORT, "/-/ready")
+                .map(|status| format!("answers ({status})"))
+        },
+    );
+    print_row(
+        "jaeger",
+        &format!("127.0.0.1:{}", traces::UI_PORT),
+        traces::pid()?,
+        || services::probe(traces::UI_PORT, "/").map(|status| format!("answers ({status})")),
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 
 use crate::{cmd, paths, process};
 
-pub const PORT: u16 = 9090;
+pub const PORT: u16 = platform::observability::PROMETHEUS_PORT;
 
 fn data_dir() -> PathBuf {
     paths::root().join("target/system/prometheus")

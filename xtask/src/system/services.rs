@@ -12,50 +12,22 @@ use anyhow::{Context, Result, bail};
 
 use crate::{cmd, paths, process};
 
-/// A service that `cargo xtask up` runs.
-#[derive(Debug)]
-pub struct Service {
-    /// The Cargo package and binary name.
-    pub name: &'static str,
-    /// Its port (DESIGN.md); the gateway routes to it.
-    pub port: u16,
-}
-
-/// In start order: the consumers first, then the query and command sides.
-pub const SERVICES: [&Service; 4] = [
-    &Service {
-        name: "persister",
-        port: 8084,
-    },
-    &Service {
-        name: "notifier",
-        port: 8081,
-    },
-    &Service {
-        name: "reader",
-        port: 8082,
-    },
-    &Service {
-        name: "producer",
-        port: 8083,
-    },
-];
+pub use platform::{SERVICES, Service};
 
 /// How long a service may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-impl Service {
-    /// The built binary; its path is also the marker that finds the running process.
-    pub fn binary(&self, release: bool) -> PathBuf {
-        let profile = if release { "release" } else { "debug" };
-        target_dir().join(profile).join(self.name)
-    }
+/// The built binary of `service`; its path is also the marker that finds the running
+/// process.
+pub fn binary(service: &Service, release: bool) -> PathBuf {
+    let profile = if release { "release" } else { "debug" };
+    target_dir().join(profile).join(service.name)
+}
 
-    pub fn log_path(&self) -> PathBuf {
-        paths::root()
-            .join("target/system/logs")
-            .join(format!("{}.log", self.name))
-    }
+pub fn log_path(service: &Service) -> PathBuf {
+    paths::root()
+        .join("target/system/logs")
+        .join(format!("{}.log", service.name))
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
@@ -81,13 +53,13 @@ pub fn build(release: bool) -> Result<()> {
 /// `RUST_LOG` and the `OTEL_*` variables reach it, plus its address and the OTLP
 /// endpoint to export traces to.
 pub fn start(service: &Service, release: bool, otlp_endpoint: &str) -> Result<()> {
-    let binary = service.binary(release);
-    let marker = binary.display().to_string();
+    let program = binary(service, release);
+    let marker = program.display().to_string();
     if let Some(pid) = process::pids(&marker)?.first() {
         eprintln!("{} is already running (pid {pid}).", service.name);
         return Ok(());
     }
-    let other = service.binary(!release).display().to_string();
+    let other = binary(service, !release).display().to_string();
     if let Some(pid) = process::pids(&other)?.first() {
         bail!(
             "{} already runs from the {} build (pid {pid}): stop it with `cargo xtask down` \
@@ -105,11 +77,11 @@ pub fn start(service: &Service, release: bool, otlp_endpoint: &str) -> Result<()
             service.port
         );
     }
-    let log = service.log_path();
+    let log = log_path(service);
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut command = Command::new(&binary);
+    let mut command = Command::new(&program);
     command
         .env("HTTP_HOST", "127.0.0.1")
         .env("HTTP_PORT", service.port.to_string())
@@ -126,7 +98,7 @@ pub fn wait_until_ready(service: &Service) -> Result<()> {
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
-        match probe(service.port, "/readyz") {
+        match probe(service.port, service.readiness_path) {
             Ok(status) if status == "200" => {
                 eprintln!(
                     "{} ready on 127.0.0.1:{} after {:.1}s",
@@ -139,23 +111,23 @@ pub fn wait_until_ready(service: &Service) -> Result<()> {
             _ if started.elapsed() > READY_TIMEOUT => {
                 return Err(super::not_up(
                     service.name,
-                    &service.log_path(),
+                    &log_path(service),
                     &format!("was not ready within {}s", READY_TIMEOUT.as_secs()),
                 ));
             }
             _ => {}
         }
-        let running = process::pids(&service.binary(false).display().to_string())?.len()
-            + process::pids(&service.binary(true).display().to_string())?.len();
+        let running = process::pids(&binary(service, false).display().to_string())?.len()
+            + process::pids(&binary(service, true).display().to_string())?.len();
         if running == 0 {
-            return Err(super::not_up(service.name, &service.log_path(), "exited"));
+            return Err(super::not_up(service.name, &log_path(service), "exited"));
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
                 "  {} not ready yet ({}s; log: {})",
                 service.name,
                 started.elapsed().as_secs(),
-                paths::display(&service.log_path())
+                paths::display(&log_path(service))
             );
             last_report = Instant::now();
         }

@@ -13,10 +13,17 @@ use nix::sys::signal::Signal;
 
 use crate::{paths, process, tools};
 
-pub const UI_PORT: u16 = 16686;
-const OTLP_HTTP_PORT: u16 = 4318;
-/// Every port the all-in-one configuration listens on.
-const PORTS: [u16; 5] = [4317, OTLP_HTTP_PORT, UI_PORT, 14268, 9411];
+pub const UI_PORT: u16 = platform::observability::JAEGER_QUERY_PORT;
+const OTLP_HTTP_PORT: u16 = platform::observability::OTLP_HTTP_PORT;
+/// Every port the all-in-one configuration listens on (14268 and 9411 are its Jaeger and
+/// Zipkin receivers, which the platform does not use but which must be free).
+const PORTS: [u16; 5] = [
+    platform::observability::OTLP_GRPC_PORT,
+    OTLP_HTTP_PORT,
+    UI_PORT,
+    14268,
+    9411,
+];
 
 /// Jaeger, pinned in `observability/jaeger/go.mod`.
 const JAEGER: tools::GoTool = tools::GoTool {

@@ -166,7 +166,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The local gateway that `cargo xtask up` starts.
 fn e2e_gateway() -> &'static str {
-    "http://127.0.0.1:8080"
+    platform::gateway::LOCAL_URL
 }
 
 /// Tests whose name starts with this stop a shared server (see `testkit::faults`).
