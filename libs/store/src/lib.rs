@@ -1,7 +1,10 @@
-//! Cassandra for kafka-cqrs: the default addresses, session setup and the schema file.
+//! Cassandra for kafka-cqrs: the default addresses, session setup, the schema file, and
+//! the read model split by role: [`DocumentReader`] (the reader: one SELECT, no DDL) and
+//! [`DocumentWriter`] (the persister: the schema and the writes).
 
-mod documents;
+mod read;
 pub mod schema;
+mod write;
 
 use std::time::Duration;
 
@@ -9,8 +12,9 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-pub use documents::{DocumentStore, Operation};
+pub use read::DocumentReader;
 pub use schema::Keyspace;
+pub use write::DocumentWriter;
 
 /// Where a local Cassandra listens (`cargo xtask infra up`).
 pub const DEFAULT_CONTACT_POINTS: &str = platform::cassandra::CONTACT_POINTS;
@@ -146,4 +150,44 @@ pub async fn release_version(session: &Session) -> Result<String, StoreError> {
         .single_row::<(String,)>()
         .map_err(|e| decode(e.to_string()))?;
     Ok(version)
+}
+
+/// Prepares `cql`, with an error that names the statement.
+pub(crate) async fn prepare(
+    session: &Session,
+    cql: String,
+) -> Result<scylla::statement::prepared::PreparedStatement, StoreError> {
+    session
+        .prepare(cql.clone())
+        .await
+        .map_err(|e| StoreError::Prepare {
+            statement: cql,
+            reason: e.to_string(),
+        })
+}
+
+/// Whether Cassandra answers a query now, as `/readyz` reports it.
+pub(crate) async fn ping(session: &Session) -> Result<(), String> {
+    release_version(session)
+        .await
+        .map(drop)
+        .map_err(|e| format!("Cassandra does not answer: {e}"))
+}
+
+/// Which statement ran: a bounded label for metrics and spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Upsert,
+    Delete,
+    Get,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upsert => "upsert",
+            Self::Delete => "delete",
+            Self::Get => "get",
+        }
+    }
 }

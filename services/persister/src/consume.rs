@@ -9,7 +9,7 @@ use events::{Event, mime};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
-use store::DocumentStore;
+use store::DocumentWriter;
 use telemetry::kafka::LagContext;
 use telemetry::names;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ enum Outcome {
 /// What the loop needs.
 pub struct Projection {
     pub consumer: StreamConsumer<LagContext>,
-    pub store: DocumentStore,
+    pub store: DocumentWriter,
     pub dead_letters: DeadLetters,
     pub group: String,
 }

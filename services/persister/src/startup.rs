@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use telemetry::kafka::LagContext;
 
-use store::DocumentStore;
+use store::DocumentWriter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
         telemetry::install_metrics();
-        let store = DocumentStore::open(&config.cassandra)
+        let store = DocumentWriter::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
         let consumer: StreamConsumer<LagContext> = config

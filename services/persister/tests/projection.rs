@@ -11,7 +11,7 @@ use common::*;
 use events::{Document, Event, EventType};
 use persister::dead_letters::header;
 use rdkafka::Message;
-use store::DocumentStore;
+use store::DocumentWriter;
 use uuid::Uuid;
 
 /// The table the contract promises for `events` applied in order.
@@ -95,7 +95,7 @@ async fn replaying_the_topic_into_an_empty_keyspace_gives_the_same_rows() {
 #[tokio::test]
 async fn applying_is_idempotent_and_ordered_by_offsets() {
     let keyspace = testkit::infra().keyspace().await;
-    let store = DocumentStore::prepare(keyspace.session.clone(), keyspace.keyspace.clone())
+    let store = DocumentWriter::prepare(keyspace.session.clone(), keyspace.keyspace.clone())
         .await
         .unwrap();
     let id = Uuid::new_v4();

@@ -10,19 +10,19 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::mime;
-use store::DocumentStore;
+use store::DocumentReader;
 use web::ApiError;
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-pub fn router(store: DocumentStore) -> Router {
+pub fn router(store: DocumentReader) -> Router {
     Router::new()
         .route("/documents/{id}", get(read))
         .with_state(store)
 }
 
 async fn read(
-    State(store): State<DocumentStore>,
+    State(store): State<DocumentReader>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = web::document_id(&id)?;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use axum::Router;
-use store::DocumentStore;
+use store::DocumentReader;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -15,13 +15,13 @@ use crate::routes;
 pub struct Application {
     listener: TcpListener,
     port: u16,
-    store: DocumentStore,
+    store: DocumentReader,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
         telemetry::install_metrics();
-        let store = DocumentStore::open(&config.cassandra)
+        let store = DocumentReader::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
         let listener = config.http.bind().await?;

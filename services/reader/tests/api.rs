@@ -4,7 +4,7 @@
 use events::{Document, Event, mime};
 use reader::{Application, Config};
 use reqwest::StatusCode;
-use store::DocumentStore;
+use store::DocumentWriter;
 use testkit::{RunningApp, TestKeyspace};
 use uuid::Uuid;
 
@@ -33,9 +33,10 @@ async fn spawn_app() -> TestApp {
 #[tokio::test]
 async fn a_stored_document_is_served_as_json() {
     let app = spawn_app().await;
-    let store = DocumentStore::prepare(app.keyspace.session.clone(), app.keyspace.keyspace.clone())
-        .await
-        .unwrap();
+    let store =
+        DocumentWriter::prepare(app.keyspace.session.clone(), app.keyspace.keyspace.clone())
+            .await
+            .unwrap();
     let id = Uuid::new_v4();
     let create = events::CreateDocument {
         author: Some("Author1".into()),
@@ -99,4 +100,31 @@ async fn health_and_readiness() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+}
+
+/// The reader runs no DDL: on a keyspace without the schema it refuses to start, and says
+/// who applies the schema, instead of creating the table itself.
+#[tokio::test]
+async fn the_reader_does_not_create_the_schema() {
+    let infra = testkit::infra();
+    let absent = format!("absent_{}", Uuid::new_v4().simple());
+    let error = Application::build(Config::for_tests(&infra.contact_points, &absent))
+        .await
+        .expect_err("a keyspace without the schema must not be served");
+    let message = format!("{error:#}");
+    assert!(message.contains("persister"), "{message}");
+    let session = store::connect(&infra.contact_points, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let keyspaces = session
+        .query_unpaged(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (absent.as_str(),),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows_num();
+    assert_eq!(keyspaces, 0, "the reader created keyspace {absent}");
 }

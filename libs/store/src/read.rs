@@ -1,0 +1,81 @@
+//! The read side of the read model, the only part of this crate the reader holds: one
+//! prepared SELECT and a probe. It runs no DDL and prepares no write, so the query side
+//! cannot change the table even by mistake.
+
+use std::sync::Arc;
+
+use events::Document;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
+
+use crate::{CassandraArgs, Keyspace, Operation, StoreError};
+
+/// The documents table, read-only.
+#[derive(Debug, Clone)]
+pub struct DocumentReader {
+    session: Arc<Session>,
+    get: PreparedStatement,
+}
+
+impl DocumentReader {
+    /// Connects and prepares the query. The keyspace must already hold the schema (the
+    /// persister or `cargo xtask infra up` applies it); otherwise the error says so.
+    pub async fn open(args: &CassandraArgs) -> Result<Self, StoreError> {
+        let keyspace = Keyspace::new(&args.keyspace, args.replication_factor)?;
+        let session = crate::connect(&args.contact_points, args.request_timeout()).await?;
+        Self::prepare(Arc::new(session), &keyspace).await
+    }
+
+    /// Prepares the query on an open session.
+    pub async fn prepare(session: Arc<Session>, keyspace: &Keyspace) -> Result<Self, StoreError> {
+        let ks = keyspace.name();
+        let get = crate::prepare(
+            &session,
+            format!("SELECT id, author, text FROM {ks}.documents WHERE id = ?"),
+        )
+        .await
+        .map_err(|error| match error {
+            StoreError::Prepare { statement, reason } => StoreError::Prepare {
+                statement,
+                reason: format!(
+                    "{reason} (the schema is applied by the persister at start-up, or by \
+                     `cargo xtask infra up`; start one of them first)"
+                ),
+            },
+            other => other,
+        })?;
+        Ok(Self { session, get })
+    }
+
+    /// The document with `id`, if it exists.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Document>, StoreError> {
+        let decode = |reason: String| StoreError::Decode {
+            statement: "get document".into(),
+            reason,
+        };
+        let result = telemetry::db::cassandra(
+            "read",
+            Operation::Get.as_str(),
+            "documents",
+            self.session.execute_unpaged(&self.get, (id,)),
+        )
+        .await
+        .map_err(|source| StoreError::Execute {
+            statement: format!("get of document {id}"),
+            source: Box::new(source),
+        })?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| decode(e.to_string()))?;
+        let row = rows
+            .maybe_first_row::<(Uuid, Option<String>, Option<String>)>()
+            .map_err(|e| decode(e.to_string()))?;
+        Ok(row.map(|(id, author, text)| Document { id, author, text }))
+    }
+
+    /// Whether Cassandra answers a query now, as `/readyz` reports it.
+    pub async fn ping(&self) -> Result<(), String> {
+        crate::ping(&self.session).await
+    }
+}
