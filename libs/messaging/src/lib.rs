@@ -1,6 +1,12 @@
 //! Kafka plumbing shared by the services, the test kit and xtask: the topic names of the
-//! contract, one place that turns settings into an rdkafka `ClientConfig`, and topic
-//! administration (create if absent, delete, wait until the broker answers).
+//! contract, one place that turns settings into an rdkafka `ClientConfig` (and the
+//! settings of a durable producer), partition watermarks, readiness from a service's own
+//! client, retry with backoff, and topic administration (create if absent, delete, wait
+//! until the broker answers).
+
+mod retry;
+
+pub use retry::{Backoff, retry};
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +64,12 @@ pub enum AdminError {
         waited: Duration,
         source: KafkaError,
     },
+    #[error("a Kafka request was abandoned: {0}")]
+    Abandoned(String),
+    #[error("topic {0} does not exist (create it with `cargo xtask infra up`)")]
+    NoTopic(String),
+    #[error("cannot read the partitions of topic {topic}: {source}")]
+    Metadata { topic: String, source: KafkaError },
     #[error("cannot {action} topic {topic}: {reason}")]
     Topic {
         action: &'static str,
@@ -77,6 +89,95 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         // listens on 127.0.0.1 only, so prefer IPv4 to avoid a failed first connection.
         .set("broker.address.family", "v4");
     config
+}
+
+/// Settings of a producer whose acknowledgement means "durable": idempotent (exactly once
+/// per partition, in order), `acks=all` (every in-sync replica has it), and a bounded wait
+/// for the delivery report (librdkafka's own default is five minutes).
+pub fn durable_producer_config(bootstrap: &str, delivery_timeout: Duration) -> ClientConfig {
+    let mut config = client_config(bootstrap);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        );
+    config
+}
+
+/// How long a metadata or watermark request may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The (low, high) watermarks of every partition of `topic`, by partition, read with a
+/// client of `config`. Runs the blocking requests off the async threads.
+pub async fn watermarks(config: ClientConfig, topic: &str) -> Result<Vec<(i64, i64)>, AdminError> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = config.create().map_err(|source| AdminError::Metadata {
+            topic: topic.clone(),
+            source,
+        })?;
+        let request = |source| AdminError::Metadata {
+            topic: topic.clone(),
+            source,
+        };
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            .map_err(request)?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .ok_or_else(|| AdminError::NoTopic(topic.clone()))?
+            .partitions()
+            .len();
+        (0..partitions as i32)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
+                    .map_err(request)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| AdminError::Abandoned(e.to_string()))?
+}
+
+/// The (low, high) watermarks of one partition of `topic`.
+pub async fn partition_watermarks(
+    config: ClientConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), AdminError> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let request = |source| AdminError::Metadata {
+            topic: topic.clone(),
+            source,
+        };
+        let consumer: BaseConsumer = config.create().map_err(request)?;
+        consumer
+            .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+            .map_err(request)
+    })
+    .await
+    .map_err(|e| AdminError::Abandoned(e.to_string()))?
+}
+
+/// Readiness from a service's own long-lived client: `fetch` asks that client for the
+/// cluster's metadata (e.g. `move |t| producer.client().fetch_metadata(None, t)`), so a
+/// probe opens no new connection. Runs the blocking request off the async threads.
+pub async fn ping_with<F>(fetch: F) -> Result<(), String>
+where
+    F: FnOnce(Duration) -> Result<rdkafka::metadata::Metadata, KafkaError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(move || fetch(Duration::from_secs(2))).await {
+        Ok(Ok(metadata)) if !metadata.brokers().is_empty() => Ok(()),
+        Ok(Ok(_)) => Err("Kafka answered with no broker".to_owned()),
+        Ok(Err(error)) => Err(format!("Kafka does not answer: {error}")),
+        Err(error) => Err(format!("Kafka probe failed: {error}")),
+    }
 }
 
 /// A client for topic administration, with the same settings as every other client.

@@ -42,24 +42,12 @@ where
 
 /// The end offset (high watermark) of each partition of `topic`, by partition.
 pub async fn end_offsets(topic: &str) -> Vec<i64> {
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = infra().kafka_config().create().expect("client");
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .expect("metadata");
-        let partitions = metadata.topics()[0].partitions().len() as i32;
-        (0..partitions)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                    .expect("watermarks")
-                    .1
-            })
-            .collect()
-    })
-    .await
-    .expect("watermark probe")
+    messaging::watermarks(infra().kafka_config(), topic)
+        .await
+        .expect("watermarks")
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect()
 }
 
 /// Reads `count` records of `topic` from the beginning (all partitions), or panics after
@@ -116,10 +104,7 @@ pub async fn produce(
     // threads, so it serves every test's runtime, and creating one per record is slow.
     static PRODUCER: std::sync::OnceLock<FutureProducer> = std::sync::OnceLock::new();
     let producer = PRODUCER.get_or_init(|| {
-        infra()
-            .kafka_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
+        messaging::durable_producer_config(&infra().bootstrap, Duration::from_secs(10))
             .set("linger.ms", "0")
             .create()
             .expect("producer")

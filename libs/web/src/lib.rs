@@ -1,7 +1,7 @@
 //! HTTP plumbing that every kafka-cqrs service shares, so that none writes its own: the
-//! HTTP settings, problem responses (`ApiError`), command bodies checked against the
-//! contract (`command_body`), `/healthz` and `/readyz`, the shutdown signal, and serving
-//! until that signal.
+//! HTTP settings, the service shell ([`Shell`]: bind, metrics, health and readiness,
+//! instrumentation, serving until shutdown), problem responses (`ApiError`), command
+//! bodies checked against the contract (`command_body`) and the shutdown signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,6 +58,55 @@ impl<const PORT: u16> HttpArgs<PORT> {
                 format!("cannot listen on {address}: {e} (set HTTP_PORT to a free port)"),
             )
         })
+    }
+}
+
+/// The part every service shares around its own routes: a bound listener, the metrics
+/// recorder, `/healthz`, `/readyz` from the service's own check, `/metrics`, a SERVER span
+/// and HTTP metrics for every request, and serving until the shutdown token.
+#[derive(Debug)]
+pub struct Shell {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl Shell {
+    /// Installs the metrics recorder (so that metrics recorded while the service builds are
+    /// kept) and binds the configured address.
+    pub async fn bind<const PORT: u16>(http: &HttpArgs<PORT>) -> std::io::Result<Self> {
+        telemetry::install_metrics();
+        let listener = http.bind().await?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, port })
+    }
+
+    /// The port it listens on (useful when configured with 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The service's `api` with the shared routes, every request instrumented.
+    pub fn router(api: Router, ready: ReadinessCheck) -> Router {
+        telemetry::http::instrument(
+            api.merge(health_routes(ready))
+                .merge(telemetry::http::metrics_route()),
+        )
+    }
+
+    /// Serves `api` and the shared routes until `shutdown` is cancelled, then lets
+    /// requests in flight finish.
+    pub async fn serve(
+        self,
+        api: Router,
+        ready: ReadinessCheck,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        serve(self.listener, Self::router(api, ready), shutdown).await
+    }
+
+    /// The listener, for a service that serves connections its own way (the notifier).
+    pub fn into_listener(self) -> TcpListener {
+        self.listener
     }
 }
 

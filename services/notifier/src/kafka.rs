@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use events::{Event, mime};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use telemetry::names;
@@ -24,32 +24,15 @@ pub const GROUP: &str = "notifier";
 pub enum KafkaError {
     #[error("Kafka: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
-    #[error("topic {0} does not exist (create it with `cargo xtask infra up`)")]
-    NoTopic(String),
+    #[error(transparent)]
+    Topic(#[from] messaging::AdminError),
     #[error("Kafka probe failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
 
-/// Watermarks of every partition of a topic: (low, high) by partition.
+/// Watermarks of every partition of the topic: (low, high) by partition.
 pub async fn watermarks(kafka: &messaging::KafkaArgs) -> Result<Vec<(i64, i64)>, KafkaError> {
-    let config = kafka.client_config();
-    let topic = kafka.topic.clone();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create()?;
-        let timeout = Duration::from_secs(10);
-        let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .ok_or_else(|| KafkaError::NoTopic(topic.clone()))?
-            .partitions()
-            .len();
-        (0..partitions as i32)
-            .map(|p| Ok(consumer.fetch_watermarks(&topic, p, timeout)?))
-            .collect()
-    })
-    .await?
+    Ok(messaging::watermarks(kafka.client_config(), &kafka.topic).await?)
 }
 
 /// A consumer assigned to every partition at `start`.
@@ -97,7 +80,7 @@ pub fn item_of(message: &BorrowedMessage<'_>) -> Option<Item> {
 /// Reads every partition into the hub until `shutdown`. Marks the hub caught up once
 /// each partition reached `targets` (its end when the notifier started).
 pub async fn run_consumer(
-    consumer: StreamConsumer<LagContext>,
+    consumer: Arc<StreamConsumer<LagContext>>,
     hub: Arc<Hub>,
     targets: Vec<i64>,
     topic: String,
@@ -217,15 +200,12 @@ impl ReplayPool {
             .acquire_owned()
             .await
             .expect("the replay semaphore is never closed");
-        let config = self.kafka.client_config();
-        let topic = self.kafka.topic.clone();
-        let low = tokio::task::spawn_blocking(move || -> Result<i64, KafkaError> {
-            let consumer: BaseConsumer = config.create()?;
-            let (low, _) =
-                consumer.fetch_watermarks(&topic, partition as i32, Duration::from_secs(10))?;
-            Ok(low)
-        })
-        .await??;
+        let (low, _) = messaging::partition_watermarks(
+            self.kafka.client_config(),
+            &self.kafka.topic,
+            partition as i32,
+        )
+        .await?;
         let start = if from < low {
             ReplayStart {
                 from: low,

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use telemetry::kafka::LagContext;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use web::Shell;
 
 use crate::Config;
 use crate::hub::Hub;
@@ -19,10 +18,9 @@ use crate::serve;
 
 /// A notifier ready to run.
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    shell: Shell,
     hub: Arc<Hub>,
-    consumer: StreamConsumer<LagContext>,
+    consumer: Arc<StreamConsumer<LagContext>>,
     targets: Vec<i64>,
     config: Config,
 }
@@ -30,7 +28,7 @@ pub struct Application {
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
-            .field("port", &self.port)
+            .field("port", &self.shell.port())
             .field("hub", &self.hub)
             .finish_non_exhaustive()
     }
@@ -38,7 +36,7 @@ impl std::fmt::Debug for Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
-        telemetry::install_metrics();
+        let shell = Shell::bind(&config.http).await?;
         let marks = kafka::watermarks(&config.kafka)
             .await
             .context("cannot read the documents topic's partitions")?;
@@ -58,38 +56,36 @@ impl Application {
             config.client_buffer,
             config.max_clients,
         );
-        let listener = config.http.bind().await?;
-        let port = listener.local_addr()?.port();
         Ok(Self {
-            listener,
-            port,
+            shell,
             hub,
-            consumer,
+            consumer: Arc::new(consumer),
             targets,
             config,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.shell.port()
     }
 
     /// Consumes and serves until `shutdown` is cancelled; then every stream ends cleanly.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let consumer_stop = CancellationToken::new();
         let consumer = tokio::spawn(kafka::run_consumer(
-            self.consumer,
+            Arc::clone(&self.consumer),
             Arc::clone(&self.hub),
             self.targets,
             self.config.kafka.topic.clone(),
             consumer_stop.clone(),
         ));
         let hub = Arc::clone(&self.hub);
-        let bootstrap = self.config.kafka.bootstrap_servers.clone();
+        let live = Arc::clone(&self.consumer);
         let ready = web::readiness(move || {
-            let (hub, bootstrap) = (Arc::clone(&hub), bootstrap.clone());
+            let (hub, live) = (Arc::clone(&hub), Arc::clone(&live));
             async move {
-                messaging::ping(&bootstrap).await?;
+                messaging::ping_with(move |timeout| live.client().fetch_metadata(None, timeout))
+                    .await?;
                 if hub.is_caught_up() {
                     Ok(())
                 } else {
@@ -103,12 +99,7 @@ impl Application {
             keep_alive: self.config.keep_alive(),
             retry: self.config.retry(),
         };
-        let router = telemetry::http::instrument(
-            Router::new()
-                .merge(routes::router(streams))
-                .merge(web::health_routes(ready))
-                .merge(telemetry::http::metrics_route()),
-        );
+        let router = Shell::router(routes::router(streams), ready);
         // The hub ends every stream when shutdown begins, so that connections can finish.
         let hub = Arc::clone(&self.hub);
         let closing = shutdown.clone();
@@ -116,7 +107,7 @@ impl Application {
             closing.cancelled().await;
             hub.close_all();
         });
-        serve::serve(self.listener, router, shutdown).await;
+        serve::serve(self.shell.into_listener(), router, shutdown).await;
         consumer_stop.cancel();
         consumer.await?;
         tracing::info!("notifier stopped");

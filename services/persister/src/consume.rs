@@ -2,6 +2,7 @@
 //! Cassandra (retrying with backoff, never moving past it, while Cassandra fails) or
 //! dead-lettered, and only then is its offset stored for the next commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,9 +18,6 @@ use tracing::Instrument;
 
 use crate::dead_letters::{DeadLetters, Reason};
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
 /// Whether a record was dealt with or the loop was told to stop first.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -29,7 +27,8 @@ enum Outcome {
 
 /// What the loop needs.
 pub struct Projection {
-    pub consumer: StreamConsumer<LagContext>,
+    /// Shared with the readiness probe, which asks this client whether Kafka answers.
+    pub consumer: Arc<StreamConsumer<LagContext>>,
     pub store: DocumentWriter,
     pub dead_letters: DeadLetters,
     pub group: String,
@@ -116,42 +115,38 @@ impl Projection {
                     .await;
             }
         };
-        let mut backoff = FIRST_BACKOFF;
-        let mut attempt = 1;
-        loop {
-            match self.store.apply(&event, message.offset()).await {
-                Ok(_) => {
-                    let latency = (Utc::now() - event.header.timestamp)
-                        .to_std()
-                        .unwrap_or_default();
-                    metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "persisted")
-                        .record(latency.as_secs_f64());
-                    tracing::info!(
-                        event = event.header.kind.as_str(),
-                        document = %event.payload.id,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "event applied"
-                    );
-                    return Outcome::Done;
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        %error,
-                        attempt,
-                        retry_in_ms = backoff.as_millis() as u64,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "Cassandra write failed; retrying the same record"
-                    );
-                }
-            }
-            if pause(shutdown, backoff).await == Outcome::Interrupted {
-                return Outcome::Interrupted;
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            attempt += 1;
+        let applied = messaging::retry(
+            shutdown,
+            messaging::Backoff::default(),
+            || self.store.apply(&event, message.offset()),
+            |error, attempt, delay| {
+                tracing::warn!(
+                    %error,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "Cassandra write failed; retrying the same record"
+                );
+            },
+        )
+        .await;
+        if applied.is_none() {
+            return Outcome::Interrupted;
         }
+        let latency = (Utc::now() - event.header.timestamp)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "persisted")
+            .record(latency.as_secs_f64());
+        tracing::info!(
+            event = event.header.kind.as_str(),
+            document = %event.payload.id,
+            partition = message.partition(),
+            offset = message.offset(),
+            "event applied"
+        );
+        Outcome::Done
     }
 
     async fn dead_letter(
@@ -161,28 +156,31 @@ impl Projection {
         detail: &str,
         shutdown: &CancellationToken,
     ) -> Outcome {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            match self.dead_letters.send(message, reason, detail).await {
-                Ok(()) => {
-                    tracing::warn!(
-                        reason = reason.as_str(),
-                        detail,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "record sent to the dead-letter topic"
-                    );
-                    return Outcome::Done;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "dead letter not stored; retrying");
-                }
-            }
-            if pause(shutdown, backoff).await == Outcome::Interrupted {
-                return Outcome::Interrupted;
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+        let sent = messaging::retry(
+            shutdown,
+            messaging::Backoff::default(),
+            || self.dead_letters.send(message, reason, detail),
+            |error, attempt, delay| {
+                tracing::warn!(
+                    %error,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "dead letter not stored; retrying"
+                );
+            },
+        )
+        .await;
+        if sent.is_none() {
+            return Outcome::Interrupted;
         }
+        tracing::warn!(
+            reason = reason.as_str(),
+            detail,
+            partition = message.partition(),
+            offset = message.offset(),
+            "record sent to the dead-letter topic"
+        );
+        Outcome::Done
     }
 }
 

@@ -10,6 +10,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use telemetry::names;
 
+/// How long Kafka may take to store a dead letter before the send is retried.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a record was dead-lettered: a bounded label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -61,12 +64,8 @@ impl std::fmt::Debug for DeadLetters {
 
 impl DeadLetters {
     pub fn new(kafka: &messaging::KafkaArgs, topic: &str) -> rdkafka::error::KafkaResult<Self> {
-        let producer = kafka
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "10000")
-            .create()?;
+        let producer =
+            messaging::durable_producer_config(&kafka.bootstrap_servers, SEND_TIMEOUT).create()?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),
@@ -113,7 +112,7 @@ impl DeadLetters {
             record = record.payload(payload);
         }
         self.producer
-            .send(record, Timeout::After(Duration::from_secs(10)))
+            .send(record, Timeout::After(SEND_TIMEOUT))
             .await
             .map_err(|(error, _)| error)?;
         metrics::counter!(names::DLQ_MESSAGES, "reason" => reason.as_str()).increment(1);

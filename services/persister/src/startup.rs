@@ -2,13 +2,15 @@
 //! Cassandra and binds the port, `run_until_stopped` consumes and serves health until the
 //! shutdown token is cancelled, then commits what it applied.
 
-use anyhow::{Context, Result};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use telemetry::kafka::LagContext;
+use std::sync::Arc;
 
+use anyhow::{Context, Result};
+use axum::Router;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use store::DocumentWriter;
-use tokio::net::TcpListener;
+use telemetry::kafka::LagContext;
 use tokio_util::sync::CancellationToken;
+use web::Shell;
 
 use crate::Config;
 use crate::consume::Projection;
@@ -17,15 +19,13 @@ use crate::dead_letters::DeadLetters;
 /// A persister ready to run.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
-    bootstrap: String,
+    shell: Shell,
     projection: Projection,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
-        telemetry::install_metrics();
+        let shell = Shell::bind(&config.http).await?;
         let store = DocumentWriter::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
@@ -53,14 +53,10 @@ impl Application {
             .context("cannot create the dead-letter producer")?;
         // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".
         crate::dead_letters::register_metrics();
-        let listener = config.http.bind().await?;
-        let port = listener.local_addr()?.port();
         Ok(Self {
-            listener,
-            port,
-            bootstrap: config.kafka.bootstrap_servers.clone(),
+            shell,
             projection: Projection {
-                consumer,
+                consumer: Arc::new(consumer),
                 store,
                 dead_letters,
                 group: config.group_id,
@@ -69,25 +65,25 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.shell.port()
     }
 
     /// Consumes and serves health until `shutdown` is cancelled; then the record in hand
     /// is finished (or left for the next run), offsets are committed, and it returns.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let store = self.projection.store.clone();
-        let bootstrap = self.bootstrap;
+        let consumer = Arc::clone(&self.projection.consumer);
         let ready = web::readiness(move || {
-            let (store, bootstrap) = (store.clone(), bootstrap.clone());
+            let (store, consumer) = (store.clone(), Arc::clone(&consumer));
             async move {
-                messaging::ping(&bootstrap).await?;
+                messaging::ping_with(move |timeout| {
+                    consumer.client().fetch_metadata(None, timeout)
+                })
+                .await?;
                 store.ping().await
             }
         });
-        let router = telemetry::http::instrument(
-            web::health_routes(ready).merge(telemetry::http::metrics_route()),
-        );
-        let http = tokio::spawn(web::serve(self.listener, router, shutdown.clone()));
+        let http = tokio::spawn(self.shell.serve(Router::new(), ready, shutdown.clone()));
         self.projection.run(shutdown.clone()).await;
         http.await??;
         tracing::info!("persister stopped");

@@ -27,7 +27,6 @@ pub struct Publisher {
     producer: FutureProducer,
     topic: String,
     timeout: Duration,
-    bootstrap: String,
     /// `kafka_produce_duration_seconds` for each outcome, labelled once.
     produced_ok: metrics::Histogram,
     produced_error: metrics::Histogram,
@@ -45,15 +44,8 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     pub fn new(config: &Config) -> Result<Self, rdkafka::error::KafkaError> {
         let timeout = config.produce_timeout();
-        let producer = config
-            .kafka
-            .client_config()
-            // Exactly once per partition and nothing acknowledged before every in-sync
-            // replica has it: a 2xx must mean the command is durable.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // Bound the wait for a delivery report (librdkafka's default is 5 minutes).
-            .set("message.timeout.ms", timeout.as_millis().to_string())
+        // A 2xx must mean the command is durable: idempotent, acks=all, bounded wait.
+        let producer = messaging::durable_producer_config(&config.kafka.bootstrap_servers, timeout)
             .set("linger.ms", "2")
             .create()?;
         Ok(Self {
@@ -62,7 +54,6 @@ impl Publisher {
             produced_error: metrics::histogram!(names::KAFKA_PRODUCE_DURATION, "topic" => config.kafka.topic.clone(), "outcome" => "error"),
             topic: config.kafka.topic.clone(),
             timeout,
-            bootstrap: config.kafka.bootstrap_servers.clone(),
         })
     }
 
@@ -109,9 +100,10 @@ impl Publisher {
         result
     }
 
-    /// Whether Kafka answers now (for `/readyz`).
+    /// Whether Kafka answers this producer's own client now (for `/readyz`).
     pub async fn ping(&self) -> Result<(), String> {
-        messaging::ping(&self.bootstrap).await
+        let producer = self.producer.clone();
+        messaging::ping_with(move |timeout| producer.client().fetch_metadata(None, timeout)).await
     }
 
     /// Waits for records still in flight, so that a shutdown loses no confirmed command.

@@ -2,9 +2,8 @@
 //! `run_until_stopped` serves until the shutdown token is cancelled.
 
 use anyhow::{Context, Result};
-use axum::Router;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use web::Shell;
 
 use crate::Config;
 use crate::kafka::Publisher;
@@ -13,27 +12,20 @@ use crate::routes;
 /// A producer ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    shell: Shell,
     publisher: Publisher,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
-        telemetry::install_metrics();
+        let shell = Shell::bind(&config.http).await?;
         let publisher = Publisher::new(&config).context("cannot create the Kafka producer")?;
-        let listener = config.http.bind().await?;
-        let port = listener.local_addr()?.port();
-        Ok(Self {
-            listener,
-            port,
-            publisher,
-        })
+        Ok(Self { shell, publisher })
     }
 
     /// The port it listens on (useful when configured with 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.shell.port()
     }
 
     /// Serves until `shutdown` is cancelled, then finishes requests in flight and waits for
@@ -44,13 +36,9 @@ impl Application {
             let publisher = publisher.clone();
             async move { publisher.ping().await }
         });
-        let router = telemetry::http::instrument(
-            Router::new()
-                .merge(routes::router(self.publisher.clone()))
-                .merge(web::health_routes(ready))
-                .merge(telemetry::http::metrics_route()),
-        );
-        web::serve(self.listener, router, shutdown).await?;
+        self.shell
+            .serve(routes::router(self.publisher.clone()), ready, shutdown)
+            .await?;
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush()).await?;
         tracing::info!("producer stopped");

@@ -2,10 +2,9 @@
 //! Cassandra, `run_until_stopped` serves until the shutdown token is cancelled.
 
 use anyhow::{Context, Result};
-use axum::Router;
 use store::DocumentReader;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use web::Shell;
 
 use crate::Config;
 use crate::routes;
@@ -13,28 +12,21 @@ use crate::routes;
 /// A reader ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    port: u16,
+    shell: Shell,
     store: DocumentReader,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
-        telemetry::install_metrics();
+        let shell = Shell::bind(&config.http).await?;
         let store = DocumentReader::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
-        let listener = config.http.bind().await?;
-        let port = listener.local_addr()?.port();
-        Ok(Self {
-            listener,
-            port,
-            store,
-        })
+        Ok(Self { shell, store })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.shell.port()
     }
 
     /// Serves until `shutdown` is cancelled, then finishes requests in flight.
@@ -44,13 +36,9 @@ impl Application {
             let store = store.clone();
             async move { store.ping().await }
         });
-        let router = telemetry::http::instrument(
-            Router::new()
-                .merge(routes::router(self.store))
-                .merge(web::health_routes(ready))
-                .merge(telemetry::http::metrics_route()),
-        );
-        web::serve(self.listener, router, shutdown).await?;
+        self.shell
+            .serve(routes::router(self.store), ready, shutdown)
+            .await?;
         tracing::info!("reader stopped");
         Ok(())
     }
