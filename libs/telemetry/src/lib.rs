@@ -10,9 +10,14 @@
 //!   spans of the messaging conventions.
 //! - [`db`]: a Cassandra call wrapped in a CLIENT span and timed.
 //! - [`names`]: the metric names of the contract.
+//! - [`events`]: occurrences that several services report, each a type whose `emit()`
+//!   logs and counts with typed labels.
 
 pub mod db;
+pub mod events;
+#[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 mod logs;
 pub mod names;

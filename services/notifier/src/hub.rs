@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use telemetry::names;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::internal_events::{SlowStreamsClosed, StreamsOpen};
 use crate::token::Position;
 
 /// One event as it is delivered: where it sits in Kafka and its JSON.
@@ -208,7 +208,7 @@ impl Hub {
             }
         });
         if kicked > 0 {
-            tracing::warn!(kicked, "disconnected clients whose queue was full");
+            SlowStreamsClosed { count: kicked }.emit();
         }
         reached
     }
@@ -230,7 +230,7 @@ impl Hub {
             hub: Arc::clone(self),
             id: self.next_client.fetch_add(1, Ordering::Relaxed),
         };
-        metrics::gauge!(names::SSE_CLIENTS).set(open as f64);
+        StreamsOpen { open }.emit();
         let (queue, live) = mpsc::channel(self.client_buffer);
 
         let mut state = self.lock();
@@ -287,7 +287,7 @@ impl Hub {
     fn unsubscribe(&self, id: u64) {
         self.lock().clients.retain(|client| client.id != id);
         let open = self.open.fetch_sub(1, Ordering::SeqCst) - 1;
-        metrics::gauge!(names::SSE_CLIENTS).set(open as f64);
+        StreamsOpen { open }.emit();
     }
 }
 

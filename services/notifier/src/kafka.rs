@@ -9,11 +9,12 @@ use events::{Event, mime};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use telemetry::names;
+use telemetry::events::{ConsumerFailed, RecordsConsumed, Stage, StageReached};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Delivered, Hub, Item};
+use crate::internal_events::{HistoryLoaded, NotAnEvent};
 use telemetry::kafka::LagContext;
 
 /// The consumer group name the notifier reports in metrics; it never commits.
@@ -26,8 +27,6 @@ pub enum KafkaError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Topic(#[from] messaging::AdminError),
-    #[error("Kafka probe failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
 }
 
 /// Watermarks of every partition of the topic: (low, high) by partition.
@@ -88,14 +87,13 @@ pub async fn run_consumer(
 ) {
     let caught_up = |hub: &Hub| {
         if !hub.is_caught_up() && hub.has_reached(&targets) {
-            tracing::info!("history loaded: streams can start");
+            HistoryLoaded.emit();
             hub.mark_caught_up();
         }
     };
     caught_up(&hub);
     // Looked up once: the loop runs for every record.
-    let consumed =
-        metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => topic, "group" => GROUP);
+    let consumed = RecordsConsumed::new(&topic, GROUP);
     loop {
         let message = tokio::select! {
             biased;
@@ -118,13 +116,13 @@ pub async fn run_consumer(
                 let _entered = span.enter();
                 let item = item_of(&message);
                 if item.is_none() {
-                    tracing::warn!(
+                    NotAnEvent {
                         partition,
-                        offset = message.offset(),
-                        "record is not an event of the contract: not pushed"
-                    );
+                        offset: message.offset(),
+                    }
+                    .emit();
                 }
-                consumed.increment(1);
+                consumed.emit();
                 let deliver = tracing::info_span!(
                     "sse deliver",
                     otel.kind = "internal",
@@ -136,13 +134,16 @@ pub async fn run_consumer(
                 // History loaded at start-up is not a delivery: only live events count.
                 if let Some(item) = item.as_ref().filter(|_| hub.is_caught_up()) {
                     let latency = (Utc::now() - item.timestamp).to_std().unwrap_or_default();
-                    metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "notified")
-                        .record(latency.as_secs_f64());
+                    StageReached {
+                        stage: Stage::Notified,
+                        latency,
+                    }
+                    .emit();
                 }
                 caught_up(&hub);
             }
             Err(error) => {
-                tracing::warn!(%error, "Kafka consumer error");
+                ConsumerFailed { error: &error }.emit();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod configuration;
 pub mod hub;
+mod internal_events;
 pub mod kafka;
 pub mod routes;
 pub mod serve;

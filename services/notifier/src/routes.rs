@@ -16,12 +16,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::{ProblemKind, mime};
 use serde::Deserialize;
-use telemetry::names;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use web::ApiError;
 
 use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
+use crate::internal_events::{EventSent, ReplayFailed, ReplayStep};
 use crate::kafka::{ReplayPool, ReplayReader};
 use crate::token::Position;
 
@@ -200,7 +200,7 @@ impl StreamState {
         if self.filter.is_some_and(|id| id != item.document) {
             return None;
         }
-        metrics::counter!(names::SSE_EVENTS_SENT).increment(1);
+        EventSent.emit();
         Some(
             SseEvent::default()
                 .id(self.position.to_string())
@@ -236,7 +236,11 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
                 Err(error) => {
                     // End the stream: the client reconnects with its last id and the
                     // replay starts again.
-                    tracing::warn!(%error, "replay from Kafka failed; ending the stream");
+                    ReplayFailed {
+                        step: ReplayStep::Read,
+                        error: &error,
+                    }
+                    .emit();
                     return None;
                 }
             }
@@ -264,7 +268,11 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
                     continue;
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot open a replay from Kafka; ending the stream");
+                    ReplayFailed {
+                        step: ReplayStep::Open,
+                        error: &error,
+                    }
+                    .emit();
                     return None;
                 }
             }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::internal_events::ConnectionsCut;
 use crate::routes::ConnectionKill;
 
 /// How long open connections may take to finish after shutdown began.
@@ -69,10 +70,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     .await
     .is_err()
     {
-        tracing::warn!(
-            open = connections.len(),
-            "closing connections still open after the grace period"
-        );
+        ConnectionsCut {
+            open: connections.len(),
+        }
+        .emit();
         force.cancel();
         while connections.join_next().await.is_some() {}
     }

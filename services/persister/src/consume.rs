@@ -5,18 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use events::{Event, mime};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use store::DocumentWriter;
+use telemetry::events::{ConsumerFailed, RecordsConsumed};
 use telemetry::kafka::LagContext;
-use telemetry::names;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dead_letters::{DeadLetters, Reason};
+use crate::internal_events::{
+    At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, EventApplied, OffsetNotStored,
+    WriteFailed,
+};
 
 /// Whether a record was dealt with or the loop was told to stop first.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,8 +49,8 @@ impl std::fmt::Debug for Projection {
 impl Projection {
     /// Consumes until `shutdown`, then commits the offsets of what was applied.
     pub async fn run(self, shutdown: CancellationToken) {
-        // One handle per topic, looked up once: the loop runs for every record.
-        let mut consumed: Option<(String, metrics::Counter)> = None;
+        // One counter per topic, looked up once: the loop runs for every record.
+        let mut consumed: Option<RecordsConsumed> = None;
         loop {
             let message = tokio::select! {
                 biased;
@@ -57,7 +60,7 @@ impl Projection {
             let message = match message {
                 Ok(message) => message,
                 Err(error) => {
-                    tracing::warn!(%error, "Kafka consumer error");
+                    ConsumerFailed { error: &error }.emit();
                     if pause(&shutdown, Duration::from_millis(500)).await == Outcome::Interrupted {
                         break;
                     }
@@ -80,22 +83,20 @@ impl Projection {
             if let Err(error) = self.consumer.store_offset_from_message(&message) {
                 // The partition was revoked meanwhile; its new owner applies the record
                 // again, which is harmless (applying is idempotent).
-                tracing::warn!(%error, "offset not stored");
+                OffsetNotStored { error: &error }.emit();
             }
-            match &consumed {
-                Some((topic, counter)) if topic == message.topic() => counter.increment(1),
-                _ => {
-                    let counter = metrics::counter!(names::KAFKA_MESSAGES_CONSUMED, "topic" => message.topic().to_owned(), "group" => self.group.clone());
-                    counter.increment(1);
-                    consumed = Some((message.topic().to_owned(), counter));
-                }
-            }
+            let counter = match consumed.take() {
+                Some(counter) if counter.topic() == message.topic() => counter,
+                _ => RecordsConsumed::new(message.topic(), &self.group),
+            };
+            counter.emit();
+            consumed = Some(counter);
         }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!("offsets committed at shutdown"),
-            // Nothing stored since the last commit is not a problem.
-            Err(error) => tracing::info!(%error, "no offsets committed at shutdown"),
+        let committed = self.consumer.commit_consumer_state(CommitMode::Sync);
+        CommittedAtShutdown {
+            result: committed.as_ref().map_err(|e| e as _).copied(),
         }
+        .emit();
     }
 
     async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Outcome {
@@ -115,37 +116,29 @@ impl Projection {
                     .await;
             }
         };
+        let at = At {
+            partition: message.partition(),
+            offset: message.offset(),
+        };
         let applied = messaging::retry(
             shutdown,
             messaging::Backoff::default(),
             || self.store.apply(&event, message.offset()),
-            |error, attempt, delay| {
-                tracing::warn!(
-                    %error,
+            |error, attempt, retry_in| {
+                WriteFailed {
+                    error,
                     attempt,
-                    retry_in_ms = delay.as_millis() as u64,
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    "Cassandra write failed; retrying the same record"
-                );
+                    retry_in,
+                    at,
+                }
+                .emit();
             },
         )
         .await;
         if applied.is_none() {
             return Outcome::Interrupted;
         }
-        let latency = (Utc::now() - event.header.timestamp)
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!(names::DOCUMENTS_PIPELINE_LATENCY, "stage" => "persisted")
-            .record(latency.as_secs_f64());
-        tracing::info!(
-            event = event.header.kind.as_str(),
-            document = %event.payload.id,
-            partition = message.partition(),
-            offset = message.offset(),
-            "event applied"
-        );
+        EventApplied { event: &event, at }.emit();
         Outcome::Done
     }
 
@@ -160,26 +153,28 @@ impl Projection {
             shutdown,
             messaging::Backoff::default(),
             || self.dead_letters.send(message, reason, detail),
-            |error, attempt, delay| {
-                tracing::warn!(
-                    %error,
+            |error, attempt, retry_in| {
+                DeadLetterFailed {
+                    error,
                     attempt,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "dead letter not stored; retrying"
-                );
+                    retry_in,
+                }
+                .emit();
             },
         )
         .await;
         if sent.is_none() {
             return Outcome::Interrupted;
         }
-        tracing::warn!(
-            reason = reason.as_str(),
+        DeadLettered {
+            reason,
             detail,
-            partition = message.partition(),
-            offset = message.offset(),
-            "record sent to the dead-letter topic"
-        );
+            at: At {
+                partition: message.partition(),
+                offset: message.offset(),
+            },
+        }
+        .emit();
         Outcome::Done
     }
 }

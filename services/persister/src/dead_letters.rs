@@ -8,7 +8,6 @@ use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use telemetry::names;
 
 /// How long Kafka may take to store a dead letter before the send is retried.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,18 +22,13 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Self; 2] = [Self::Unparseable, Self::UnknownContentType];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unparseable => "unparseable",
             Self::UnknownContentType => "unknown-content-type",
         }
-    }
-}
-
-/// Creates the dead-letter counter of every reason at zero.
-pub fn register_metrics() {
-    for reason in [Reason::Unparseable, Reason::UnknownContentType] {
-        metrics::counter!(names::DLQ_MESSAGES, "reason" => reason.as_str()).increment(0);
     }
 }
 
@@ -115,7 +109,6 @@ impl DeadLetters {
             .send(record, Timeout::After(SEND_TIMEOUT))
             .await
             .map_err(|(error, _)| error)?;
-        metrics::counter!(names::DLQ_MESSAGES, "reason" => reason.as_str()).increment(1);
         Ok(())
     }
 }

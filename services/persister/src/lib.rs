@@ -5,6 +5,7 @@
 pub mod configuration;
 pub mod consume;
 pub mod dead_letters;
+mod internal_events;
 pub mod startup;
 
 pub use configuration::Config;

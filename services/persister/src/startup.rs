@@ -52,7 +52,7 @@ impl Application {
         let dead_letters = DeadLetters::new(&config.kafka, &config.dlq_topic)
             .context("cannot create the dead-letter producer")?;
         // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".
-        crate::dead_letters::register_metrics();
+        crate::internal_events::DeadLettered::register();
         Ok(Self {
             shell,
             projection: Projection {

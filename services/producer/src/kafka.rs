@@ -7,7 +7,8 @@ use events::{Event, mime};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use telemetry::names;
+
+use crate::internal_events::{Outcome, ProduceDurations, UnconfirmedAtShutdown};
 use tracing::Instrument;
 
 use crate::Config;
@@ -27,9 +28,7 @@ pub struct Publisher {
     producer: FutureProducer,
     topic: String,
     timeout: Duration,
-    /// `kafka_produce_duration_seconds` for each outcome, labelled once.
-    produced_ok: metrics::Histogram,
-    produced_error: metrics::Histogram,
+    durations: ProduceDurations,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -50,8 +49,7 @@ impl Publisher {
             .create()?;
         Ok(Self {
             producer,
-            produced_ok: metrics::histogram!(names::KAFKA_PRODUCE_DURATION, "topic" => config.kafka.topic.clone(), "outcome" => "ok"),
-            produced_error: metrics::histogram!(names::KAFKA_PRODUCE_DURATION, "topic" => config.kafka.topic.clone(), "outcome" => "error"),
+            durations: ProduceDurations::new(&config.kafka.topic),
             topic: config.kafka.topic.clone(),
             timeout,
         })
@@ -91,12 +89,12 @@ impl Publisher {
             }
             Err(_) => telemetry::kafka::record_error(&span),
         }
-        let histogram = if result.is_ok() {
-            &self.produced_ok
+        let outcome = if result.is_ok() {
+            Outcome::Ok
         } else {
-            &self.produced_error
+            Outcome::Error
         };
-        histogram.record(started.elapsed().as_secs_f64());
+        self.durations.emit(outcome, started.elapsed());
         result
     }
 
@@ -109,7 +107,7 @@ impl Publisher {
     /// Waits for records still in flight, so that a shutdown loses no confirmed command.
     pub fn flush(&self) {
         if let Err(error) = self.producer.flush(self.timeout) {
-            tracing::warn!(%error, "records still unconfirmed at shutdown");
+            UnconfirmedAtShutdown { error: &error }.emit();
         }
     }
 }

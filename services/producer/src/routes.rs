@@ -1,6 +1,7 @@
 //! The producer's HTTP API: create, update and delete, each answered only after Kafka
 //! confirmed the event.
 
+use crate::internal_events::{EventNotConfirmed, EventPublished};
 use std::time::Duration;
 
 use axum::Router;
@@ -79,17 +80,20 @@ async fn remove(
 async fn publish(publisher: &Publisher, event: Event) -> Result<(), ApiError> {
     match publisher.publish(&event).await {
         Ok((partition, offset)) => {
-            tracing::info!(
-                event = event.header.kind.as_str(),
-                document = %event.payload.id,
+            EventPublished {
+                event: &event,
                 partition,
                 offset,
-                "event published"
-            );
+            }
+            .emit();
             Ok(())
         }
         Err(error) => {
-            tracing::warn!(%error, document = %event.payload.id, "event not confirmed");
+            EventNotConfirmed {
+                event: &event,
+                error: &error,
+            }
+            .emit();
             Err(ApiError::unavailable(
                 format!("{error}; the command was not accepted, send it again later"),
                 RETRY_AFTER,

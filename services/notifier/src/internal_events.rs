@@ -1,0 +1,114 @@
+//! What the notifier reports, one type per occurrence: `emit()` writes the log line and
+//! the metrics together. The shared ones (records consumed, pipeline stage, consumer
+//! errors) come from `telemetry::events`.
+
+use std::error::Error;
+
+use telemetry::names;
+
+/// The number of open streams changed; `open` is the count after the change.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamsOpen {
+    pub open: usize,
+}
+
+impl StreamsOpen {
+    pub fn emit(self) {
+        metrics::gauge!(names::SSE_CLIENTS).set(self.open as f64);
+    }
+}
+
+/// One event frame went to one stream.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSent;
+
+impl EventSent {
+    pub fn emit(self) {
+        metrics::counter!(names::SSE_EVENTS_SENT).increment(1);
+    }
+}
+
+/// Streams whose queue was full were closed (they resume with their last id).
+#[derive(Debug, Clone, Copy)]
+pub struct SlowStreamsClosed {
+    pub count: usize,
+}
+
+impl SlowStreamsClosed {
+    pub fn emit(self) {
+        tracing::warn!(
+            kicked = self.count,
+            "disconnected clients whose queue was full"
+        );
+    }
+}
+
+/// What a replay from Kafka was doing when it failed.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplayStep {
+    Open,
+    Read,
+}
+
+/// A replay from Kafka failed: the stream ends, and the client resumes with its last id.
+#[derive(Debug)]
+pub struct ReplayFailed<'a> {
+    pub step: ReplayStep,
+    pub error: &'a dyn Error,
+}
+
+impl ReplayFailed<'_> {
+    pub fn emit(self) {
+        match self.step {
+            ReplayStep::Open => tracing::warn!(
+                error = %self.error,
+                "cannot open a replay from Kafka; ending the stream"
+            ),
+            ReplayStep::Read => {
+                tracing::warn!(error = %self.error, "replay from Kafka failed; ending the stream")
+            }
+        }
+    }
+}
+
+/// A record that is not an event of the contract: only the position moves on.
+#[derive(Debug, Clone, Copy)]
+pub struct NotAnEvent {
+    pub partition: usize,
+    pub offset: i64,
+}
+
+impl NotAnEvent {
+    pub fn emit(self) {
+        tracing::warn!(
+            partition = self.partition,
+            offset = self.offset,
+            "record is not an event of the contract: not pushed"
+        );
+    }
+}
+
+/// Recent history is in memory: streams can start.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLoaded;
+
+impl HistoryLoaded {
+    pub fn emit(self) {
+        tracing::info!("history loaded: streams can start");
+    }
+}
+
+/// Connections still open after the shutdown grace period are closed.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionsCut {
+    pub open: usize,
+}
+
+impl ConnectionsCut {
+    pub fn emit(self) {
+        tracing::warn!(
+            open = self.open,
+            "closing connections still open after the grace period"
+        );
+    }
+}
