@@ -130,7 +130,7 @@ fn telemetry_overhead(count: usize) -> Result<()> {
     };
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for _ in 0..2 {
-        on.push(round(8083)?);
+        on.push(round(platform::PRODUCER.port)?);
         off.push(round(QUIET_PORT)?);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

@@ -12,6 +12,7 @@ mod paths;
 mod process;
 mod system;
 mod test;
+mod tidy;
 #[allow(dead_code)] // Until the Kubernetes and Terraform checks use all of it.
 mod tools;
 

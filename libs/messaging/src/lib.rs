@@ -110,38 +110,59 @@ pub fn durable_producer_config(bootstrap: &str, delivery_timeout: Duration) -> C
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The (low, high) watermarks of every partition of `topic`, by partition, read with a
-/// client of `config`. Runs the blocking requests off the async threads.
+/// client of `config`. A topic created a moment ago may still be electing its leaders:
+/// such transient answers are retried within the request timeout. Runs the blocking
+/// requests off the async threads.
 pub async fn watermarks(config: ClientConfig, topic: &str) -> Result<Vec<(i64, i64)>, AdminError> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = config.create().map_err(|source| AdminError::Metadata {
-            topic: topic.clone(),
-            source,
-        })?;
         let request = |source| AdminError::Metadata {
             topic: topic.clone(),
             source,
         };
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
-            .map_err(request)?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .ok_or_else(|| AdminError::NoTopic(topic.clone()))?
-            .partitions()
-            .len();
-        (0..partitions as i32)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p, METADATA_TIMEOUT)
-                    .map_err(request)
-            })
-            .collect()
+        let consumer: BaseConsumer = config.create().map_err(request)?;
+        let started = Instant::now();
+        loop {
+            let attempt = (|| {
+                let metadata = consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+                let Some(found) = metadata
+                    .topics()
+                    .first()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                else {
+                    return Ok(None);
+                };
+                (0..found.partitions().len() as i32)
+                    .map(|p| consumer.fetch_watermarks(&topic, p, METADATA_TIMEOUT))
+                    .collect::<Result<Vec<_>, KafkaError>>()
+                    .map(Some)
+            })();
+            let settling = started.elapsed() < METADATA_TIMEOUT;
+            match attempt {
+                Ok(Some(marks)) => return Ok(marks),
+                Ok(None) if settling => {}
+                Ok(None) => return Err(AdminError::NoTopic(topic.clone())),
+                Err(error) if settling && is_transient(&error) => {}
+                Err(error) => return Err(request(error)),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     })
     .await
     .map_err(|e| AdminError::Abandoned(e.to_string()))?
+}
+
+/// Answers a broker gives while a topic's partitions are still being placed.
+fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownPartition
+        )
+    )
 }
 
 /// The (low, high) watermarks of one partition of `topic`.

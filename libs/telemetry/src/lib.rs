@@ -39,6 +39,7 @@ pub use prometheus::install as install_metrics;
 
 /// The one propagation format of the platform: W3C Trace Context. The helpers use it
 /// directly, so propagation does not depend on global state being set up.
+#[cfg(any(feature = "http", feature = "kafka"))]
 static PROPAGATOR: std::sync::LazyLock<TraceContextPropagator> =
     std::sync::LazyLock::new(TraceContextPropagator::new);
 

@@ -180,10 +180,10 @@ impl Hub {
         };
         let history = &mut state.history[partition];
         history.push_back(Arc::clone(&item));
-        if history.len() > self.history_per_partition {
-            if let Some(dropped) = history.pop_front() {
-                state.floor[partition] = dropped.offset + 1;
-            }
+        if history.len() > self.history_per_partition
+            && let Some(dropped) = history.pop_front()
+        {
+            state.floor[partition] = dropped.offset + 1;
         }
         let (mut kicked, mut reached) = (0, 0);
         state.clients.retain(|client| {

@@ -187,6 +187,9 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
+    // Test names carry their module path (`outage::outage_kafka_hangs`), so a fault
+    // test is one whose last path segment starts with the prefix.
+    let serial = format!("test(/(^|::){SERIAL_PREFIX}/)");
     let mut command = Command::new("cargo");
     if has_nextest {
         command.args([
@@ -199,26 +202,96 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
         ]);
         command.args(extra);
         match phase {
-            Phase::Parallel => command.args(["-E", &format!("not test(/^{SERIAL_PREFIX}/)")]),
-            Phase::Serial => command.args([
-                "-E",
-                &format!("test(/^{SERIAL_PREFIX}/)"),
-                "--test-threads",
-                "1",
-                "--no-tests",
-                "warn",
-            ]),
+            Phase::Parallel => command.args(["-E", &format!("not {serial}")]),
+            Phase::Serial => {
+                command.args(["-E", &serial, "--test-threads", "1", "--no-tests", "warn"])
+            }
         };
-    } else {
-        command.args(["test", "--workspace", "--exclude", "e2e", "--no-fail-fast"]);
-        if phase == Phase::Serial && !extra.is_empty() {
-            bail!("test name filters apply to the parallel phase only");
+        return Ok(command);
+    }
+    command.args(["test", "--workspace", "--exclude", "e2e", "--no-fail-fast"]);
+    command.arg("--");
+    match phase {
+        Phase::Parallel => {
+            command.args(extra).args(["--skip", SERIAL_PREFIX]);
         }
-        command.arg("--");
-        match phase {
-            Phase::Parallel => command.args(extra).args(["--skip", SERIAL_PREFIX]),
-            Phase::Serial => command.args([SERIAL_PREFIX, "--test-threads", "1"]),
-        };
+        // libtest's filters are alternatives, so "fault tests that match the user's filter"
+        // cannot be said with them: list the fault tests and pass those that match, exactly.
+        Phase::Serial if !extra.is_empty() => {
+            let names = fault_tests_matching(extra)?;
+            if names.is_empty() {
+                eprintln!("No fault test matches {extra:?}.");
+                // Runs nothing, and says so in the runner's own summary line.
+                command.args(["--exact", "no fault test matches the filter"]);
+            } else {
+                command.arg("--exact").args(names);
+            }
+            command.args(["--test-threads", "1"]);
+        }
+        Phase::Serial => {
+            command.args([SERIAL_PREFIX, "--test-threads", "1"]);
+        }
     }
     Ok(command)
+}
+
+/// The fault tests whose full name contains one of `filters` (libtest's own matching).
+fn fault_tests_matching(filters: &[String]) -> Result<Vec<String>> {
+    let output = crate::cmd::output(Command::new("cargo").args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "e2e",
+        "--quiet",
+        "--",
+        "--list",
+        SERIAL_PREFIX,
+    ]))?;
+    if !output.status.success() {
+        bail!(
+            "cannot list the fault tests: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(listed_tests(&String::from_utf8_lossy(&output.stdout))
+        .into_iter()
+        .filter(|name| is_fault_test(name) && filters.iter().any(|f| name.contains(f.as_str())))
+        .collect())
+}
+
+/// The test names in `cargo test -- --list` output (`name: test` lines).
+fn listed_tests(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether a test (by its full name) is a fault test.
+fn is_fault_test(name: &str) -> bool {
+    name.rsplit("::")
+        .next()
+        .is_some_and(|last| last.starts_with(SERIAL_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_tests_are_found_by_their_last_path_segment() {
+        let list = "outage::outage_kafka_hangs: test\napi::creates: test\n\
+                    api::not_an_outage_test: test\n3 tests, 0 benchmarks\n";
+        let names = listed_tests(list);
+        assert_eq!(
+            names,
+            [
+                "outage::outage_kafka_hangs",
+                "api::creates",
+                "api::not_an_outage_test"
+            ]
+        );
+        let faults: Vec<&String> = names.iter().filter(|n| is_fault_test(n)).collect();
+        assert_eq!(faults, ["outage::outage_kafka_hangs"]);
+    }
 }

@@ -4,11 +4,10 @@
 //! This freezes the shared Cassandra, so its test is named `outage_*`: `cargo xtask test`
 //! runs such tests alone, after all the others.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use testkit::documents::*;
 use testkit::faults::{self, Server};
 use uuid::Uuid;
 

@@ -2,16 +2,15 @@
 //! idempotent and ordered by offsets, a replay converges to the same table, poison
 //! records go to the dead-letter topic, and shutdown commits what was applied.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use events::{Document, Event, EventType};
 use persister::dead_letters::header;
 use rdkafka::Message;
 use store::DocumentWriter;
+use testkit::documents::*;
 use uuid::Uuid;
 
 /// The table the contract promises for `events` applied in order.
@@ -60,8 +59,8 @@ async fn replaying_the_topic_into_an_empty_keyspace_gives_the_same_rows() {
         history.push(update(id, Some("new author"), None));
     }
     history.push(update(ids[1], None, Some("new text")));
-    history.push(Event::deleted(ids[2], trace()));
-    history.push(Event::deleted(ids[5], trace()));
+    history.push(Event::deleted(ids[2], trace_id()));
+    history.push(Event::deleted(ids[5], trace_id()));
     history.push(create(ids[5], "again", "recreated"));
 
     let first = spawn_persister(&topic, &dlq, &live).await;
@@ -122,7 +121,10 @@ async fn applying_is_idempotent_and_ordered_by_offsets() {
     assert_eq!(rows(&keyspace).await, doc("a2", "t1"));
 
     // Nothing written before a delete brings the document back.
-    store.apply(&Event::deleted(id, trace()), 12).await.unwrap();
+    store
+        .apply(&Event::deleted(id, trace_id()), 12)
+        .await
+        .unwrap();
     store.apply(&created, 10).await.unwrap();
     store.apply(&updated, 11).await.unwrap();
     assert_eq!(rows(&keyspace).await, vec![]);

@@ -72,8 +72,8 @@ async fn every_service_serves_its_contract_families() {
     testkit::eventually("the document", DEADLINE, || api.read_document(id)).await;
     api.delete(id).await;
 
-    let persister =
-        std::env::var("CQRS_PERSISTER_URL").unwrap_or_else(|_| "http://127.0.0.1:8084".to_owned());
+    let persister = std::env::var("CQRS_PERSISTER_URL")
+        .unwrap_or_else(|_| format!("http://127.0.0.1:{}", platform::PERSISTER.port));
     let services = [
         (
             "producer",

@@ -2,14 +2,12 @@
 //! delivery: producer, persister and notifier export their spans over OTLP to a real
 //! receiver, and the test checks each trace's shape against the contract.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
 use events::{Event, EventType};
-use testkit::otlp::{OtlpReceiver, ReceivedSpan};
+use system_tests::*;
+use testkit::otlp::ReceivedSpan;
 use testkit::sse::SseClient;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -25,12 +23,11 @@ const EXPECTED: [(&str, &str, &str); 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_command_is_one_trace_from_http_to_sse() {
-    let receiver = OtlpReceiver::start().await;
-    testkit::init_telemetry_exporting(&receiver.endpoint);
+    let receiver = receiver();
     let infra = testkit::infra();
     let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
     let keyspace = infra.keyspace().await;
-    let persister = spawn_persister(&topic, &dlq, &keyspace).await;
+    let (persister, group) = spawn_persister(&topic, &dlq, &keyspace).await;
     let producer = spawn_producer(&topic).await;
     let notifier = spawn_notifier(&topic).await;
     let mut stream = SseClient::connect(&format!("{}/documents", notifier.address), None).await;
@@ -49,7 +46,7 @@ async fn each_command_is_one_trace_from_http_to_sse() {
         let event = Event::from_json(frame.data.unwrap().as_bytes()).unwrap();
         traces.insert(event.header.kind.as_str(), event.header.trace_id);
     }
-    wait_until_committed(&topic, &persister.group).await;
+    testkit::documents::wait_until_committed(&topic, &group).await;
 
     let expected_server = [
         (EventType::Create, "POST /documents"),

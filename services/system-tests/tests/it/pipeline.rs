@@ -1,18 +1,16 @@
 //! The command and query half end to end, in one process: producer, persister and reader
 //! on a topic and keyspace of their own, driven over HTTP as a client would.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use system_tests::*;
 
 #[tokio::test]
 async fn create_read_update_delete() {
     let infra = testkit::infra();
     let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
     let keyspace = infra.keyspace().await;
-    let persister = spawn_persister(&topic, &dlq, &keyspace).await;
+    let (persister, _group) = spawn_persister(&topic, &dlq, &keyspace).await;
 
     let producer = spawn_producer(&topic).await;
     let reader = spawn_reader(&keyspace).await;

@@ -1,0 +1,8 @@
+//! The integration tests of a running deployment, through its gateway: one test binary, one module per area (a binary per
+//! file would link the whole dependency tree once per file).
+
+mod api;
+mod dashboards;
+mod metrics;
+mod scenario;
+mod traces;

@@ -1,0 +1,6 @@
+//! The integration tests of the persister: one test binary, one module per area (a binary per
+//! file would link the whole dependency tree once per file).
+
+mod common;
+mod outage;
+mod projection;

@@ -1,0 +1,225 @@
+//! The tidy test (after rust-analyzer's): the rules of ARCHITECTURE.md that a reviewer
+//! would otherwise have to check by eye, checked on every `cargo xtask test`.
+
+#![cfg(test)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::paths;
+
+/// Every file under the workspace's source folders with one of `extensions`, relative to
+/// the root, skipping build output and installed packages.
+fn files(extensions: &[&str]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if !matches!(name.as_ref(), "target" | "node_modules" | "dist" | ".git") {
+                    walk(&path, extensions, out);
+                }
+            } else if extensions.iter().any(|e| name.ends_with(e)) {
+                out.push(path);
+            }
+        }
+    }
+    let root = paths::root();
+    let mut out = Vec::new();
+    for dir in ["libs", "services", "xtask", "e2e"] {
+        walk(&root.join(dir), extensions, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// This file names what it looks for, so the content rules skip it.
+const THIS_FILE: &str = "xtask/src/tidy.rs";
+
+fn relative(path: &Path) -> String {
+    paths::display(path)
+}
+
+/// Lines of Rust code with `//` comments removed (doc comments included).
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let code = line.split("//").next().unwrap_or("");
+        (!code.trim().is_empty()).then_some((i + 1, code))
+    })
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    let missing: Vec<String> = files(&[".rs"])
+        .into_iter()
+        .filter(|p| {
+            let text = fs::read_to_string(p).unwrap_or_default();
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|p| relative(&p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "these modules do not open with a `//!` line saying what they are for: {missing:#?}"
+    );
+}
+
+#[test]
+fn only_telemetry_knows_opentelemetry() {
+    // The test kit's OTLP receiver decodes what the exporters send: it is the other end
+    // of the wire, not instrumentation, so it may name the protocol's types.
+    const ALLOWED: [&str; 3] = [
+        "libs/telemetry/",
+        "libs/testkit/src/otlp.rs",
+        "libs/testkit/Cargo.toml",
+    ];
+    let offenders: Vec<String> = files(&[".rs", "Cargo.toml"])
+        .into_iter()
+        .filter(|p| !ALLOWED.iter().any(|a| relative(p).starts_with(a)))
+        .filter(|p| relative(p) != THIS_FILE)
+        .filter(|p| {
+            let text = fs::read_to_string(p).unwrap_or_default();
+            code_lines(&text).any(|(_, code)| code.contains("opentelemetry"))
+        })
+        .map(|p| relative(&p))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "only libs/telemetry may use OpenTelemetry (ARCHITECTURE.md, rules): {offenders:#?}"
+    );
+}
+
+#[test]
+fn member_crates_name_no_dependency_versions() {
+    let mut offenders = Vec::new();
+    for manifest in files(&["Cargo.toml"]) {
+        let text = fs::read_to_string(&manifest).unwrap_or_default();
+        let mut in_dependencies = false;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_dependencies = line.contains("dependencies");
+                continue;
+            }
+            if !in_dependencies || line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let inherited = line.contains("workspace = true") || line.contains(".workspace = true");
+            if !inherited {
+                offenders.push(format!("{}:{}: {line}", relative(&manifest), number + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "members name their dependencies with `workspace = true` (versions live in the root \
+         Cargo.toml): {offenders:#?}"
+    );
+}
+
+#[test]
+fn service_ports_are_written_only_in_libs_platform() {
+    let ports: Vec<String> = platform::SERVICES
+        .iter()
+        .map(|s| s.port.to_string())
+        .chain([platform::gateway::GUI_PORT.to_string()])
+        .collect();
+    let mut offenders = Vec::new();
+    for file in files(&[".rs"]) {
+        let path = relative(&file);
+        if path.starts_with("libs/platform/") {
+            continue;
+        }
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        for (number, code) in code_lines(&text) {
+            let numbers = code.split(|c: char| !c.is_ascii_digit());
+            if numbers.into_iter().any(|n| ports.iter().any(|p| p == n)) {
+                offenders.push(format!("{path}:{number}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a service port is typed outside libs/platform; name it from the table: {offenders:#?}"
+    );
+}
+
+#[test]
+fn the_generated_files_agree_with_the_table_of_services() {
+    for (path, _) in crate::codegen::generated() {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        if !text.contains(crate::codegen::HEADER_NOTE) {
+            continue;
+        }
+        for service in platform::SERVICES {
+            let mentions_service = text.contains(service.name);
+            let mentions_port = text.contains(&format!(":{}", service.port));
+            assert_eq!(
+                mentions_service,
+                mentions_port,
+                "{} names {} without its port {} (or the other way round)",
+                relative(&path),
+                service.name,
+                service.port
+            );
+        }
+    }
+}
+
+#[test]
+fn no_test_is_ignored_without_a_reason() {
+    let offenders: Vec<String> = files(&[".rs"])
+        .into_iter()
+        .filter(|p| relative(p) != THIS_FILE)
+        .flat_map(|p| {
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            code_lines(&text)
+                .filter(|(_, code)| code.contains("#[ignore]"))
+                .map(|(n, _)| format!("{}:{n}", relative(&p)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "write `#[ignore = \"why\"]`, never a bare `#[ignore]`: {offenders:#?}"
+    );
+}
+
+#[test]
+fn rust_version_is_true_to_the_code() {
+    // Let chains (`if let ... && ...`) are stable from Rust 1.88: a workspace that uses
+    // them cannot promise an older compiler. The toolchain named here is not installable
+    // offline, so this check stands in for building with it.
+    let manifest = fs::read_to_string(paths::root().join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .expect("the workspace declares rust-version");
+    let minor: u32 = declared
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .expect("rust-version is 1.MINOR");
+    let uses_let_chains = files(&[".rs"]).into_iter().any(|p| {
+        let text = fs::read_to_string(&p).unwrap_or_default();
+        code_lines(&text).any(|(_, code)| {
+            let code = code.trim_start();
+            (code.starts_with("if let ")
+                || code.starts_with("&& let ")
+                || code.contains("} else if let "))
+                && code.contains(" && ")
+                || code.starts_with("&& let ")
+        })
+    });
+    if uses_let_chains {
+        assert!(
+            minor >= 88,
+            "the code uses let chains (Rust 1.88) but Cargo.toml says rust-version = {declared}"
+        );
+    }
+}
