@@ -26,11 +26,14 @@ for arg in "$@"; do
 done
 env="$(basename "$chdir")"
 case " $* " in
+  *" init "*)
+    mkdir -p "$chdir/.terraform" ;;
   *" output "*)
     if [ -f "$dir/$env.json" ]; then cat "$dir/$env.json"; else echo '{}'; fi ;;
   *" destroy "*)
     rm -f "$dir/$env.json" ;;
   *" apply "*)
+    echo '{}' >"$chdir/terraform.tfstate"
     if [ "$env" = proxy ]; then
       live="$(sed -n 's/.*"live_env": "\([a-z]*\)".*/\1/p' "$chdir/xtask.auto.tfvars.json")"
       url="$(cat "$dir/proxy_url")"
@@ -90,8 +93,14 @@ impl World {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    /// What `tofu output -json` plays back for `env`.
+    /// What `tofu output -json` plays back for `env`, which has local state.
     fn deployed(&self, env: &str, outputs: Value) {
+        let state = self
+            .terraform()
+            .join("environments")
+            .join(env)
+            .join("terraform.tfstate");
+        fs::write(state, "{}").unwrap();
         let json: serde_json::Map<String, Value> = outputs
             .as_object()
             .unwrap()
@@ -424,6 +433,7 @@ fn down_never_destroys_the_live_environment_without_force() {
 fn down_refuses_when_it_cannot_tell_which_environment_is_live() {
     let world = World::new();
     // The proxy's state cannot be read: its outputs are not JSON.
+    world.deployed("proxy", json!({}));
     fs::write(world.bin().join("proxy.json"), "garbage").unwrap();
     let output = world.xtask(&["down", "--env", "blue", "--yes"]);
     assert!(!output.status.success(), "{}", shown(&output));
@@ -475,6 +485,8 @@ fn status_says_what_is_not_deployed() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.matches("not deployed").count(), 3, "{stdout}");
     assert!(stdout.contains("live: none"), "{stdout}");
+    // Directories never initialised are not asked: tofu would only demand `init`.
+    assert_eq!(world.calls(), "");
 }
 
 #[test]
@@ -624,6 +636,9 @@ fn clear_errors_before_anything_is_applied() {
 fn the_stand_in_is_run_the_way_the_real_tool_is() {
     // Guard for the tests above: the stand-in must be what xtask found on the PATH.
     let world = World::new();
+    for env in ["blue", "green", "proxy"] {
+        world.deployed(env, json!({}));
+    }
     let output = world.xtask(&["status"]);
     assert!(output.status.success(), "{}", shown(&output));
     let terraform: &Path = &world.terraform();

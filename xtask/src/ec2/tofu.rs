@@ -145,6 +145,12 @@ impl Tofu {
 
     /// The environment's outputs; empty when it has no state (never applied, or destroyed).
     pub fn outputs(&self, env: Env) -> Result<Outputs> {
+        // Never initialised and no local state: nothing was ever applied here (and tofu
+        // would only ask for `init`, which needs the provider registry).
+        let dir = self.dir(env);
+        if !dir.join(".terraform").exists() && !dir.join("terraform.tfstate").exists() {
+            return Ok(Outputs::default());
+        }
         let mut command = self.command(env);
         command.args(["output", "-json"]);
         cmd::echo(&command);
