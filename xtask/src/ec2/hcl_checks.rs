@@ -435,3 +435,36 @@ fn the_sample_user_data_uses_the_module_defaults() {
         }
     }
 }
+
+/// Every check that checkov skips says why: a comment above it in `.checkov.yaml`, or the
+/// reason part of an inline `#checkov:skip=ID:reason`.
+#[test]
+fn every_skipped_checkov_check_says_why() {
+    let config = fs::read_to_string(paths::root().join("terraform/.checkov.yaml")).unwrap();
+    let lines: Vec<&str> = config.lines().collect();
+    let mut skips = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(id) = line.trim().strip_prefix("- CKV") {
+            skips += 1;
+            assert!(
+                i > 0 && lines[i - 1].trim().starts_with('#'),
+                ".checkov.yaml skips CKV{id} without a comment that says why"
+            );
+        }
+    }
+    for config in configs() {
+        for (file, text) in &config.sources {
+            for skip in text.split("#checkov:skip=").skip(1) {
+                skips += 1;
+                let line = skip.lines().next().unwrap();
+                let reason = line.split_once(':').map(|(_, r)| r.trim()).unwrap_or("");
+                assert!(
+                    reason.len() > 10,
+                    "{}: skip {line} has no reason",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(skips > 0, "no skips found: has the format changed?");
+}

@@ -81,6 +81,7 @@ enum Action {
     /// Create or update an environment: an EC2 host that builds and runs the platform
     /// (ready about 20 minutes later; follow it with `logs`).
     Up {
+        /// The environment to create or update.
         #[arg(long, value_enum)]
         env: AppEnv,
         /// Git URL the host clones (default: this checkout's `origin` remote).
@@ -100,6 +101,7 @@ enum Action {
     /// its own gateway and `cargo xtask e2e --gateway` against it. Creates the proxy on
     /// first use.
     Switch {
+        /// The environment to make live.
         #[arg(long, value_enum)]
         to: AppEnv,
         /// The domain the proxy serves (its A record must point at the proxy's public_ip).
@@ -116,6 +118,7 @@ enum Action {
     },
     /// Destroy an environment, or the proxy; the live one (and the proxy) only with --force.
     Down {
+        /// The environment to destroy.
         #[arg(long, value_enum)]
         env: Env,
         /// Destroy even what serves users now.
@@ -130,6 +133,7 @@ enum Action {
     Status,
     /// Tail an environment's provisioning log over SSH (its `log_command` output).
     Logs {
+        /// Whose log: blue, green or the proxy.
         #[arg(long, value_enum)]
         env: Env,
     },
