@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod codegen;
 mod e2e;
+mod ec2;
 mod infra;
 mod paths;
 mod process;
@@ -61,6 +62,8 @@ enum Command {
     Bench(bench::Args),
     /// Write the generated files (the Grafana dashboard).
     Codegen,
+    /// Run the demo on AWS EC2 with Terraform: blue and green behind a TLS proxy.
+    Ec2(ec2::Args),
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::E2e(args) => e2e::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Codegen => codegen::run(),
+        Command::Ec2(args) => ec2::run(args),
         Command::Service { action, name } => system::service(action, &name),
     };
     match result {
