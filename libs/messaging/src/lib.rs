@@ -11,7 +11,9 @@ pub use retry::{Backoff, retry};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -238,6 +240,103 @@ pub fn wait_for_broker(bootstrap: &str, timeout: Duration) -> Result<usize, Admi
             Err(_) => {}
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What a topic of the platform must be: partitions, replicas, and the settings that make
+/// it a permanent log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub min_insync_replicas: i32,
+    /// `retention.ms`; -1 keeps every record forever.
+    pub retention_ms: i64,
+}
+
+impl TopicSpec {
+    /// The platform's topics (the documents and the dead letters) with these replica
+    /// settings: 1 and 1 locally, 3 and 2 in a cluster.
+    pub fn platform(replication_factor: i32, min_insync_replicas: i32) -> [Self; 2] {
+        let topic = |name: &str, partitions| Self {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            min_insync_replicas,
+            retention_ms: platform::kafka::RETENTION_MS,
+        };
+        [
+            topic(DOCUMENTS_TOPIC, DOCUMENTS_TOPIC_PARTITIONS),
+            topic(DLQ_TOPIC, DLQ_TOPIC_PARTITIONS),
+        ]
+    }
+
+    fn configs(&self) -> [(&'static str, String); 2] {
+        [
+            ("retention.ms", self.retention_ms.to_string()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+        ]
+    }
+}
+
+/// What [`ensure_topic_spec`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicChange {
+    Created,
+    /// It existed; its settings were set to the spec's (a topic made before the log was
+    /// permanent gets `retention.ms=-1` this way).
+    Updated,
+}
+
+/// Creates the topic of `spec` with its settings, or sets them on the topic that exists.
+/// The partition count of an existing topic is not changed here: adding partitions moves
+/// keys and must be a deliberate step.
+pub async fn ensure_topic_spec(
+    admin: &AdminClient<DefaultClientContext>,
+    spec: &TopicSpec,
+) -> Result<TopicChange, AdminError> {
+    let configs = spec.configs();
+    let mut new = NewTopic::new(
+        &spec.name,
+        spec.partitions,
+        TopicReplication::Fixed(spec.replication_factor),
+    );
+    for (key, value) in &configs {
+        new = new.set(key, value);
+    }
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .map_err(|e| topic_error("create", &spec.name, e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => return Ok(TopicChange::Created),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {}
+        Some(Err((_, code))) => return Err(topic_error("create", &spec.name, code.to_string())),
+        None => {
+            return Err(topic_error(
+                "create",
+                &spec.name,
+                "no result from the broker".into(),
+            ));
+        }
+    }
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&spec.name));
+    for (key, value) in &configs {
+        alter = alter.set(key, value);
+    }
+    let results = admin
+        .alter_configs([&alter], &AdminOptions::new())
+        .await
+        .map_err(|e| topic_error("configure", &spec.name, e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(TopicChange::Updated),
+        Some(Err((_, code))) => Err(topic_error("configure", &spec.name, code.to_string())),
+        None => Err(topic_error(
+            "configure",
+            &spec.name,
+            "no result from the broker".into(),
+        )),
     }
 }
 

@@ -149,6 +149,14 @@ pub mod kafka {
     pub const DLQ_TOPIC: &str = "documents.dlq.t";
     /// One partition keeps the dead letters in the order they were met.
     pub const DLQ_TOPIC_PARTITIONS: i32 = 1;
+    /// Retention of the documents topic and of the dead letters: forever. The topic is the
+    /// source of truth (replaying it rebuilds the read model), and a dead letter is a
+    /// record nobody has dealt with yet.
+    pub const RETENTION_MS: i64 = -1;
+    /// Replicas of each topic on the one local broker; a cluster sets 3.
+    pub const LOCAL_REPLICATION_FACTOR: i32 = 1;
+    /// `min.insync.replicas` on the one local broker; a cluster sets 2 (with 3 replicas).
+    pub const LOCAL_MIN_INSYNC_REPLICAS: i32 = 1;
     /// The persister's consumer group.
     pub const PERSISTER_GROUP: &str = "persister-group";
 }

@@ -158,6 +158,16 @@ impl Infra {
         }
     }
 
+    /// Takes charge of `name`, a topic the test created itself: it is deleted when the
+    /// returned guard is dropped, like one from [`Infra::topic`].
+    pub fn adopt_topic(&self, name: &str, partitions: i32) -> TestTopic {
+        TestTopic {
+            name: name.to_owned(),
+            partitions,
+            bootstrap: self.bootstrap.clone(),
+        }
+    }
+
     /// A new keyspace with the platform's schema applied, dropped when the returned guard
     /// is dropped.
     pub async fn keyspace(&self) -> TestKeyspace {

@@ -49,6 +49,17 @@ impl Application {
         consumer
             .subscribe(&[&config.kafka.topic])
             .context("cannot subscribe to the documents topic")?;
+        // Without its dead-letter topic (Kafka does not create topics on use here), the
+        // first record it cannot apply would hold its partition for ever: refuse to start.
+        messaging::watermarks(config.kafka.client_config(), &config.dlq_topic)
+            .await
+            .with_context(|| {
+                format!(
+                    "the dead-letter topic {} is missing: create it (`cargo xtask infra up` \
+                     does, and so does the deployment's topic job) or set KAFKA_DLQ_TOPIC",
+                    config.dlq_topic
+                )
+            })?;
         let dead_letters = DeadLetters::new(&config.kafka, &config.dlq_topic)
             .context("cannot create the dead-letter producer")?;
         // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".

@@ -23,16 +23,19 @@ pub fn cassandra(address: &str, timeout: Duration) -> Result<String> {
 pub fn create_topics(address: &str) -> Result<()> {
     runtime()?.block_on(async {
         let admin = messaging::admin_client(address)?;
-        for (topic, partitions) in [
-            (
-                messaging::DOCUMENTS_TOPIC,
-                messaging::DOCUMENTS_TOPIC_PARTITIONS,
-            ),
-            (messaging::DLQ_TOPIC, messaging::DLQ_TOPIC_PARTITIONS),
-        ] {
-            let created = messaging::ensure_topic(&admin, topic, partitions).await?;
-            let verb = if created { "created" } else { "exists" };
-            eprintln!("  topic {topic} ({partitions} partitions): {verb}");
+        for spec in messaging::TopicSpec::platform(
+            platform::kafka::LOCAL_REPLICATION_FACTOR,
+            platform::kafka::LOCAL_MIN_INSYNC_REPLICAS,
+        ) {
+            let change = messaging::ensure_topic_spec(&admin, &spec).await?;
+            let verb = match change {
+                messaging::TopicChange::Created => "created",
+                messaging::TopicChange::Updated => "exists; settings applied",
+            };
+            eprintln!(
+                "  topic {} ({} partitions, retention.ms={}): {verb}",
+                spec.name, spec.partitions, spec.retention_ms
+            );
         }
         Ok(())
     })

@@ -4,3 +4,4 @@
 mod cassandra_roundtrip;
 mod isolation;
 mod kafka_roundtrip;
+mod topics;

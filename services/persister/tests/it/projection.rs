@@ -239,3 +239,27 @@ async fn health_and_readiness() {
     }
     persister.stop().await;
 }
+
+/// A persister whose dead-letter topic is missing would hold the first record it cannot
+/// apply for ever: it refuses to start, and says how to create the topic.
+#[tokio::test]
+async fn a_missing_dead_letter_topic_stops_the_start() {
+    let infra = testkit::infra();
+    let topic = infra.topic(3).await;
+    let keyspace = infra.keyspace().await;
+    let config = persister::Config::for_tests(
+        &infra.bootstrap,
+        &topic.name,
+        &format!("absent-{}", uuid::Uuid::new_v4().simple()),
+        &infra.contact_points,
+        keyspace.name(),
+    );
+    let error = persister::Application::build(config)
+        .await
+        .expect_err("a persister without its dead-letter topic must not start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("dead-letter topic") && message.contains("cargo xtask infra up"),
+        "{message}"
+    );
+}
