@@ -17,5 +17,5 @@ pub const DOCUMENTS_PIPELINE_LATENCY: &str = "documents_pipeline_latency_seconds
 pub const SSE_CLIENTS: &str = "sse_clients";
 /// Counter.
 pub const SSE_EVENTS_SENT: &str = "sse_events_sent_total";
-/// Counter; label `reason` (`unparseable`, `unknown-content-type`).
+/// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`).
 pub const DLQ_MESSAGES: &str = "dlq_messages_total";

@@ -116,6 +116,14 @@ impl Projection {
                     .await;
             }
         };
+        let key = event.key();
+        if message.key() != Some(key.as_bytes()) {
+            let got = message.key().map(String::from_utf8_lossy);
+            let detail = format!("record key {got:?} is not the event's document id {key}");
+            return self
+                .dead_letter(message, Reason::KeyMismatch, &detail, shutdown)
+                .await;
+        }
         let at = At {
             partition: message.partition(),
             offset: message.offset(),

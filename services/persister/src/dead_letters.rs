@@ -19,15 +19,24 @@ pub enum Reason {
     Unparseable,
     /// The `content-type` header is missing or names a format we do not know.
     UnknownContentType,
+    /// The record's key is not its event's document id: its place in Kafka's order (the
+    /// key picks the partition) says nothing about the document, so applying it could
+    /// reorder that document's writes.
+    KeyMismatch,
 }
 
 impl Reason {
-    pub const ALL: [Self; 2] = [Self::Unparseable, Self::UnknownContentType];
+    pub const ALL: [Self; 3] = [
+        Self::Unparseable,
+        Self::UnknownContentType,
+        Self::KeyMismatch,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unparseable => "unparseable",
             Self::UnknownContentType => "unknown-content-type",
+            Self::KeyMismatch => "key-mismatch",
         }
     }
 }

@@ -136,6 +136,8 @@ async fn applying_is_idempotent_and_ordered_by_offsets() {
 
 #[tokio::test]
 async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_applied() {
+    // Not JSON, a wrong or missing content type, and a valid event whose key is not its
+    // document id: four dead letters, then the valid record is applied.
     let infra = testkit::infra();
     // One partition, so the poison records sit in front of the valid one.
     let (topic, dlq) = (infra.topic(1).await, infra.topic(1).await);
@@ -146,6 +148,15 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_applied() {
         testkit::produce(&topic.name, "k1", b"{not json", Some(events::mime::EVENT)).await;
     let wrong_type = testkit::produce(&topic.name, "k2", b"{}", Some("text/plain")).await;
     let no_type = testkit::produce(&topic.name, "k3", b"{}", None).await;
+    // A valid event under another key: its partition says nothing about its document.
+    let misplaced = create(Uuid::new_v4(), "misplaced", "wrong key");
+    let wrong_key = testkit::produce(
+        &topic.name,
+        "k4",
+        &misplaced.to_json(),
+        Some(events::mime::EVENT),
+    )
+    .await;
     let id = Uuid::new_v4();
     publish(&topic, &create(id, "after", "poison")).await;
 
@@ -157,11 +168,12 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_next_is_applied() {
     .await;
     assert_eq!(rows(&keyspace).await[0].id, id);
 
-    let letters = testkit::read_records(&dlq.name, 3).await;
+    let letters = testkit::read_records(&dlq.name, 4).await;
     let expected = [
         (not_json, "k1", "unparseable"),
         (wrong_type, "k2", "unknown-content-type"),
         (no_type, "k3", "unknown-content-type"),
+        (wrong_key, "k4", "key-mismatch"),
     ];
     for (letter, ((partition, offset), key, reason)) in letters.iter().zip(expected) {
         assert_eq!(letter.key(), Some(key.as_bytes()));
