@@ -8,6 +8,7 @@ mod cmd;
 mod codegen;
 mod e2e;
 mod infra;
+mod kube;
 mod paths;
 mod process;
 mod system;
