@@ -93,7 +93,9 @@ pub fn parse(text: &str) -> Result<Vec<Value>> {
 /// to it (as a `file://` URL: kubeconform resolves no relative reference from a local
 /// path), once per pinned version.
 fn schemas() -> Result<PathBuf> {
-    let dir = tools::dir().join("kubernetes-schemas").join(KUBERNETES_VERSION);
+    let dir = tools::dir()
+        .join("kubernetes-schemas")
+        .join(KUBERNETES_VERSION);
     let stamp = dir.join(".stamp");
     if fs::read_to_string(&stamp).is_ok_and(|s| s == SCHEMAS.requirement) {
         return Ok(dir);
@@ -148,7 +150,12 @@ fn find_schema_dir(venv: &Path) -> Result<PathBuf> {
 fn kubeconform_check(kubeconform: &Path, schemas: &Path, file: &Path) -> Result<()> {
     cmd::run(
         Command::new(kubeconform)
-            .args(["-strict", "-summary", "-kubernetes-version", KUBERNETES_VERSION])
+            .args([
+                "-strict",
+                "-summary",
+                "-kubernetes-version",
+                KUBERNETES_VERSION,
+            ])
             .arg("-schema-location")
             .arg(format!(
                 "{}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
@@ -190,7 +197,11 @@ fn name(object: &Value) -> &str {
 }
 
 fn id(object: &Value) -> String {
-    format!("{}/{}", object["kind"].as_str().unwrap_or("?"), name(object))
+    format!(
+        "{}/{}",
+        object["kind"].as_str().unwrap_or("?"),
+        name(object)
+    )
 }
 
 /// The pod template of a workload, with the workload's id.
@@ -267,7 +278,11 @@ fn check_namespace(objects: &[Value]) -> Vec<String> {
         if object["kind"] != "Namespace"
             && object["metadata"]["namespace"].as_str() != Some(super::NAMESPACE)
         {
-            problems.push(format!("{} is not in namespace {}", id(object), super::NAMESPACE));
+            problems.push(format!(
+                "{} is not in namespace {}",
+                id(object),
+                super::NAMESPACE
+            ));
         }
     }
     problems
@@ -285,7 +300,10 @@ fn check_services(objects: &[Value]) -> Vec<String> {
             .filter(|(_, t)| selects(&selector, &string_map(&t["metadata"]["labels"])))
             .collect();
         if selected.is_empty() {
-            problems.push(format!("{} selects no pod template ({selector:?})", id(service)));
+            problems.push(format!(
+                "{} selects no pod template ({selector:?})",
+                id(service)
+            ));
             continue;
         }
         for port in service["spec"]["ports"].as_array().into_iter().flatten() {
@@ -318,13 +336,15 @@ fn check_services(objects: &[Value]) -> Vec<String> {
 fn check_config_references(objects: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
     let data_keys = |kind: &str, name: &str| -> Option<BTreeSet<String>> {
-        of_kind(objects, kind).find(|o| self::name(o) == name).map(|o| {
-            ["data", "binaryData", "stringData"]
-                .iter()
-                .flat_map(|field| o[*field].as_object().into_iter().flatten())
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
+        of_kind(objects, kind)
+            .find(|o| self::name(o) == name)
+            .map(|o| {
+                ["data", "binaryData", "stringData"]
+                    .iter()
+                    .flat_map(|field| o[*field].as_object().into_iter().flatten())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
     };
     for (workload, template) in pod_templates(objects) {
         let spec = &template["spec"];
@@ -368,15 +388,18 @@ fn check_config_references(objects: &[Value]) -> Vec<String> {
             for from in container["envFrom"].as_array().into_iter().flatten() {
                 for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
                     if let Some(object) = from[field]["name"].as_str() {
-                        needs.push((kind, object.to_owned(), None, from[field]["optional"] == true));
+                        needs.push((
+                            kind,
+                            object.to_owned(),
+                            None,
+                            from[field]["optional"] == true,
+                        ));
                     }
                 }
             }
             for env in container["env"].as_array().into_iter().flatten() {
-                for (field, kind) in [
-                    ("configMapKeyRef", "ConfigMap"),
-                    ("secretKeyRef", "Secret"),
-                ] {
+                for (field, kind) in [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")]
+                {
                     let reference = &env["valueFrom"][field];
                     if let (Some(object), Some(key)) =
                         (reference["name"].as_str(), reference["key"].as_str())
@@ -397,11 +420,22 @@ fn check_config_references(objects: &[Value]) -> Vec<String> {
                 {
                     needs.push((kind, object.clone(), Some(sub_path.to_owned()), false));
                 }
+                // A StatefulSet's claim templates declare volumes too.
+                let claims = objects
+                    .iter()
+                    .filter(|o| o["kind"] == "StatefulSet" && id(o) == workload)
+                    .flat_map(|o| {
+                        o["spec"]["volumeClaimTemplates"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                    });
                 let declared = spec["volumes"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|v| v["name"] == volume);
+                    .chain(claims)
+                    .any(|v| v["name"] == volume || v["metadata"]["name"] == volume);
                 if !declared {
                     problems.push(format!(
                         "{workload}: container {} mounts the undeclared volume {volume}",
@@ -415,7 +449,9 @@ fn check_config_references(objects: &[Value]) -> Vec<String> {
                 continue;
             }
             match (data_keys(kind, &object), key) {
-                (None, _) => problems.push(format!("{workload} needs {kind} {object}, which is not rendered")),
+                (None, _) => problems.push(format!(
+                    "{workload} needs {kind} {object}, which is not rendered"
+                )),
                 (Some(keys), Some(key)) if !keys.contains(&key) => problems.push(format!(
                     "{workload} needs key {key} of {kind} {object}, which has only {keys:?}"
                 )),
@@ -450,15 +486,21 @@ fn check_addresses(objects: &[Value]) -> Vec<String> {
     for (workload, template) in pod_templates(objects) {
         for container in containers(&template["spec"]) {
             for env in container["env"].as_array().into_iter().flatten() {
-                let Some(value) = env["value"].as_str() else { continue };
+                let Some(value) = env["value"].as_str() else {
+                    continue;
+                };
                 for address in value.split(',') {
                     let address = address
                         .trim()
                         .trim_start_matches("http://")
                         .trim_start_matches("https://");
                     let address = address.split('/').next().unwrap_or_default();
-                    let Some((host, port)) = address.rsplit_once(':') else { continue };
-                    let Ok(port) = port.parse::<u64>() else { continue };
+                    let Some((host, port)) = address.rsplit_once(':') else {
+                        continue;
+                    };
+                    let Ok(port) = port.parse::<u64>() else {
+                        continue;
+                    };
                     // Only names: a numeric or external address is not the cluster's.
                     let host = host
                         .trim_end_matches(".svc.cluster.local")
@@ -496,7 +538,12 @@ fn env_of(container: &Value) -> BTreeMap<String, String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -527,12 +574,17 @@ fn check_platform_services(objects: &[Value]) -> Vec<String> {
             .flatten()
             .find(|p| p["name"] == "http");
         if http_port.and_then(|p| p["containerPort"].as_u64()) != Some(u64::from(port)) {
-            problems.push(format!("{program}: its container port `http` is not {port}"));
+            problems.push(format!(
+                "{program}: its container port `http` is not {port}"
+            ));
         }
         if env.get("HTTP_PORT") != Some(&port.to_string()) {
             problems.push(format!("{program}: HTTP_PORT is not {port}"));
         }
-        if !services.get(program).is_some_and(|p| p.contains(&u64::from(port))) {
+        if !services
+            .get(program)
+            .is_some_and(|p| p.contains(&u64::from(port)))
+        {
             problems.push(format!("{program}: no Service {program} on port {port}"));
         }
         for (probe, path) in [
@@ -611,7 +663,11 @@ pub fn ingress_routes(objects: &[Value]) -> (BTreeSet<Route>, Vec<String>) {
     let mut problems = Vec::new();
     for ingress in of_kind(objects, "Ingress") {
         let annotations = string_map(&ingress["metadata"]["annotations"]);
-        let annotation = |key: &str| annotations.get(&format!("{ANNOTATION}{key}")).map(String::as_str);
+        let annotation = |key: &str| {
+            annotations
+                .get(&format!("{ANNOTATION}{key}"))
+                .map(String::as_str)
+        };
         if ingress["spec"]["ingressClassName"] != "nginx" {
             problems.push(format!("{} is not for ingress-nginx", id(ingress)));
         }
@@ -665,11 +721,16 @@ fn check_routes(objects: &[Value]) -> Vec<String> {
         problems.push(format!("the Ingress lacks the gateway's route {missing:?}"));
     }
     for extra in routes.difference(&expected) {
-        problems.push(format!("the Ingress has a route the gateway has not: {extra:?}"));
+        problems.push(format!(
+            "the Ingress has a route the gateway has not: {extra:?}"
+        ));
     }
     let services = service_ports(objects);
     for route in &routes {
-        if !services.get(&route.service).is_some_and(|p| p.contains(&route.port)) {
+        if !services
+            .get(&route.service)
+            .is_some_and(|p| p.contains(&route.port))
+        {
             problems.push(format!(
                 "the route {} leads to {}:{}, which no Service serves",
                 route.prefix, route.service, route.port
@@ -699,7 +760,7 @@ fn check_pod_security(objects: &[Value]) -> Vec<String> {
             if either("runAsNonRoot") != true {
                 problems.push(format!("{who}: runAsNonRoot is not true"));
             }
-            if !either("runAsUser").as_u64().is_some_and(|u| u > 0) {
+            if either("runAsUser").as_u64().unwrap_or(0) == 0 {
                 problems.push(format!("{who}: no numeric non-root runAsUser"));
             }
             if either("seccompProfile")["type"] != "RuntimeDefault"
@@ -738,7 +799,10 @@ pub fn jaeger_release() -> Result<String> {
         .context("cannot read observability/jaeger/go.mod")?;
     let version = go_mod
         .lines()
-        .find_map(|line| line.trim().strip_prefix("github.com/jaegertracing/jaeger v"))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("github.com/jaegertracing/jaeger v")
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .context("observability/jaeger/go.mod does not require github.com/jaegertracing/jaeger")?;
     let mut parts = version.split('.');
@@ -746,7 +810,10 @@ pub fn jaeger_release() -> Result<String> {
         bail!("unexpected Jaeger module version {version}");
     };
     let minor: u32 = minor.parse()?;
-    Ok(format!("2.{}.{patch}", minor.checked_sub(63).context("a Jaeger v1 before v2")?))
+    Ok(format!(
+        "2.{}.{patch}",
+        minor.checked_sub(63).context("a Jaeger v1 before v2")?
+    ))
 }
 
 /// Third-party images run the versions the repository pins elsewhere (Kafka and Cassandra
@@ -757,7 +824,10 @@ fn check_images(objects: &[Value]) -> Result<Vec<String>> {
     let pinned = [
         ("apache/kafka", manifests::kafka_image()?),
         ("cassandra", manifests::cassandra_image()?),
-        ("jaegertracing/jaeger", format!("jaegertracing/jaeger:{}", jaeger_release()?)),
+        (
+            "jaegertracing/jaeger",
+            format!("jaegertracing/jaeger:{}", jaeger_release()?),
+        ),
     ];
     let project = manifests::project_images();
     for (workload, template) in pod_templates(objects) {
@@ -769,11 +839,15 @@ fn check_images(objects: &[Value]) -> Result<Vec<String>> {
             }
             for (name, wanted) in &pinned {
                 if repository == *name && image != wanted {
-                    problems.push(format!("{workload}: runs {image}, but the repository pins {wanted}"));
+                    problems.push(format!(
+                        "{workload}: runs {image}, but the repository pins {wanted}"
+                    ));
                 }
             }
             if project.iter().any(|p| p == repository) && container["imagePullPolicy"] == "Always" {
-                problems.push(format!("{workload}: {image} is built here and cannot be pulled"));
+                problems.push(format!(
+                    "{workload}: {image} is built here and cannot be pulled"
+                ));
             }
         }
     }
@@ -794,7 +868,9 @@ fn check_grafana(objects: &[Value]) -> Result<Vec<String>> {
     Ok(if mounted {
         Vec::new()
     } else {
-        vec![format!("Grafana does not mount its dashboards at {dir}, where dashboards.yml looks")]
+        vec![format!(
+            "Grafana does not mount its dashboards at {dir}, where dashboards.yml looks"
+        )]
     })
 }
 
@@ -811,7 +887,8 @@ mod tests {
     /// (built on first use: the tests fail, not skip, without it).
     fn minikube() -> Vec<Value> {
         static RENDERED: OnceLock<String> = OnceLock::new();
-        let text = RENDERED.get_or_init(|| super::super::build("minikube").expect("kustomize build"));
+        let text =
+            RENDERED.get_or_init(|| super::super::build("minikube").expect("kustomize build"));
         parse(text).unwrap()
     }
 
@@ -834,11 +911,20 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(routes, expected_routes());
         // And the local gateway has them too: nginx.conf's locations are the same prefixes.
-        let nginx = fs::read_to_string(paths::root().join("deployment/local/nginx/nginx.conf")).unwrap();
+        let nginx =
+            fs::read_to_string(paths::root().join("deployment/local/nginx/nginx.conf")).unwrap();
         for route in &routes {
-            assert!(nginx.contains(&format!("location {}/", route.prefix)), "nginx.conf lacks {}", route.prefix);
+            assert!(
+                nginx.contains(&format!("location {}/", route.prefix)),
+                "nginx.conf lacks {}",
+                route.prefix
+            );
         }
-        let streaming: Vec<&str> = routes.iter().filter(|r| r.streaming).map(|r| r.prefix.as_str()).collect();
+        let streaming: Vec<&str> = routes
+            .iter()
+            .filter(|r| r.streaming)
+            .map(|r| r.prefix.as_str())
+            .collect();
         assert_eq!(streaming, ["/notifier"]);
     }
 
@@ -846,58 +932,114 @@ mod tests {
     /// names what is wrong.
     #[test]
     fn the_cross_checks_catch_what_would_break_in_a_cluster() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<Value>)>)> = vec![
-            ("selects no pod template", Box::new(|o| {
-                find(o, "Service", "reader")["spec"]["selector"]["app.kubernetes.io/name"] = json!("raeder");
-            })),
-            ("does not declare", Box::new(|o| {
-                find(o, "Service", "kafka")["spec"]["ports"][0]["targetPort"] = json!("kafak");
-            })),
-            ("needs ConfigMap grafana-dashboards", Box::new(|o| {
-                o.retain(|x| !(x["kind"] == "ConfigMap" && x["metadata"]["name"] == "grafana-dashboards"));
-            })),
-            ("needs key prometheus.yml", Box::new(|o| {
-                let data = &mut find(o, "ConfigMap", "prometheus-config")["data"];
-                let text = data["prometheus.yml"].take();
-                *data = json!({ "prometheus.yaml": text });
-            })),
-            ("Service kafka has no port 9093", Box::new(|o| {
-                let env = &mut find(o, "Deployment", "producer")["spec"]["template"]["spec"]["containers"][0]["env"];
-                for e in env.as_array_mut().unwrap() {
-                    if e["name"] == "KAFKA_BOOTSTRAP_SERVERS" {
-                        e["value"] = json!("kafka:9093");
+        type Breakage = Box<dyn Fn(&mut Vec<Value>)>;
+        let cases: Vec<(&str, Breakage)> = vec![
+            (
+                "selects no pod template",
+                Box::new(|o| {
+                    find(o, "Service", "reader")["spec"]["selector"]["app.kubernetes.io/name"] =
+                        json!("raeder");
+                }),
+            ),
+            (
+                "does not declare",
+                Box::new(|o| {
+                    find(o, "Service", "kafka")["spec"]["ports"][0]["targetPort"] = json!("kafak");
+                }),
+            ),
+            (
+                "needs ConfigMap grafana-dashboards",
+                Box::new(|o| {
+                    o.retain(|x| {
+                        !(x["kind"] == "ConfigMap" && x["metadata"]["name"] == "grafana-dashboards")
+                    });
+                }),
+            ),
+            (
+                "needs key prometheus.yml",
+                Box::new(|o| {
+                    let data = &mut find(o, "ConfigMap", "prometheus-config")["data"];
+                    let text = data["prometheus.yml"].take();
+                    *data = json!({ "prometheus.yaml": text });
+                }),
+            ),
+            (
+                "Service kafka has no port 9093",
+                Box::new(|o| {
+                    let env = &mut find(o, "Deployment", "producer")["spec"]["template"]["spec"]["containers"]
+                        [0]["env"];
+                    for e in env.as_array_mut().unwrap() {
+                        if e["name"] == "KAFKA_BOOTSTRAP_SERVERS" {
+                            e["value"] = json!("kafka:9093");
+                        }
                     }
-                }
-            })),
-            ("HTTP_PORT is not 8082", Box::new(|o| {
-                let env = &mut find(o, "Deployment", "reader")["spec"]["template"]["spec"]["containers"][0]["env"];
-                env.as_array_mut().unwrap().retain(|e| e["name"] != "HTTP_PORT");
-            })),
-            ("readinessProbe does not ask /readyz", Box::new(|o| {
-                find(o, "Deployment", "notifier")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] = json!("/healthz");
-            })),
-            ("lacks the gateway's route", Box::new(|o| {
-                o.retain(|x| !(x["kind"] == "Ingress" && x["metadata"]["name"] == "reader"));
-            })),
-            ("lacks the gateway's route", Box::new(|o| {
-                find(o, "Ingress", "notifier")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] = json!("on");
-            })),
-            ("allowPrivilegeEscalation is not false", Box::new(|o| {
-                find(o, "StatefulSet", "cassandra")["spec"]["template"]["spec"]["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
-            })),
-            ("the root filesystem is writable", Box::new(|o| {
-                find(o, "Deployment", "persister")["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
-            })),
-            ("but the repository pins apache/kafka", Box::new(|o| {
-                find(o, "StatefulSet", "kafka")["spec"]["template"]["spec"]["containers"][0]["image"] = json!("apache/kafka:3.9.0");
-            })),
-            ("does not enforce the restricted", Box::new(|o| {
-                find(o, "Namespace", "kafka-cqrs")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("baseline");
-            })),
-            ("Grafana does not mount its dashboards", Box::new(|o| {
-                find(o, "Deployment", "grafana")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                }),
+            ),
+            (
+                "HTTP_PORT is not 8082",
+                Box::new(|o| {
+                    let env = &mut find(o, "Deployment", "reader")["spec"]["template"]["spec"]["containers"]
+                        [0]["env"];
+                    env.as_array_mut()
+                        .unwrap()
+                        .retain(|e| e["name"] != "HTTP_PORT");
+                }),
+            ),
+            (
+                "readinessProbe does not ask /readyz",
+                Box::new(|o| {
+                    find(o, "Deployment", "notifier")["spec"]["template"]["spec"]["containers"]
+                        [0]["readinessProbe"]["httpGet"]["path"] = json!("/healthz");
+                }),
+            ),
+            (
+                "lacks the gateway's route",
+                Box::new(|o| {
+                    o.retain(|x| !(x["kind"] == "Ingress" && x["metadata"]["name"] == "reader"));
+                }),
+            ),
+            (
+                "lacks the gateway's route",
+                Box::new(|o| {
+                    find(o, "Ingress", "notifier")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] =
+                        json!("on");
+                }),
+            ),
+            (
+                "allowPrivilegeEscalation is not false",
+                Box::new(|o| {
+                    find(o, "StatefulSet", "cassandra")["spec"]["template"]["spec"]["initContainers"]
+                        [0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
+                }),
+            ),
+            (
+                "the root filesystem is writable",
+                Box::new(|o| {
+                    find(o, "Deployment", "persister")["spec"]["template"]["spec"]["containers"]
+                        [0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+                }),
+            ),
+            (
+                "but the repository pins apache/kafka",
+                Box::new(|o| {
+                    find(o, "StatefulSet", "kafka")["spec"]["template"]["spec"]["containers"][0]
+                        ["image"] = json!("apache/kafka:3.9.0");
+                }),
+            ),
+            (
+                "does not enforce the restricted",
+                Box::new(|o| {
+                    find(o, "Namespace", "kafka-cqrs")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] =
+                        json!("baseline");
+                }),
+            ),
+            (
+                "Grafana does not mount its dashboards",
+                Box::new(|o| {
+                    find(o, "Deployment", "grafana")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
                     .as_array_mut().unwrap().retain(|m| m["name"] != "dashboards");
-            })),
+                }),
+            ),
         ];
         let clean = minikube();
         for (expected, break_it) in cases {
@@ -926,7 +1068,10 @@ mod tests {
             .get_arguments()
             .filter_map(|a| {
                 let env = a.get_env()?.to_string_lossy().into_owned();
-                let default = a.get_default_values().first().map(|v| v.to_string_lossy().into_owned());
+                let default = a
+                    .get_default_values()
+                    .first()
+                    .map(|v| v.to_string_lossy().into_owned());
                 Some((env, default))
             })
             .collect();
@@ -952,14 +1097,23 @@ mod tests {
             let container = deployment_container(&objects, name).unwrap();
             let set = env_of(container);
             for variable in set.keys() {
-                assert!(read.contains_key(variable), "{name} sets {variable}, which it does not read");
+                assert!(
+                    read.contains_key(variable),
+                    "{name} sets {variable}, which it does not read"
+                );
             }
             for (variable, default) in &read {
                 if default.as_deref().is_some_and(|d| d.contains("127.0.0.1")) {
-                    assert!(set.contains_key(variable), "{name} does not set {variable} (default {default:?})");
+                    assert!(
+                        set.contains_key(variable),
+                        "{name} does not set {variable} (default {default:?})"
+                    );
                 }
             }
-            assert_eq!(set.get("HTTP_PORT"), Some(&platform::service(name).unwrap().port.to_string()));
+            assert_eq!(
+                set.get("HTTP_PORT"),
+                Some(&platform::service(name).unwrap().port.to_string())
+            );
         }
     }
 

@@ -74,7 +74,9 @@ pub fn build(overlay: &str) -> Result<String> {
 #[allow(dead_code)] // Used by `cargo xtask deploy` (xtask/src/deploy.rs).
 pub fn build_tagged(overlay: &str, tag: &str) -> Result<String> {
     let kustomize = KUSTOMIZE.ensure()?;
-    let wrapper = paths::target_dir().join("kube").join(format!("{overlay}-tagged"));
+    let wrapper = paths::target_dir()
+        .join("kube")
+        .join(format!("{overlay}-tagged"));
     std::fs::create_dir_all(&wrapper)?;
     // kustomize takes only relative paths to a base.
     let base = relative(
@@ -134,10 +136,16 @@ mod tests {
     #[test]
     fn relative_paths_lead_from_one_directory_to_another() {
         assert_eq!(
-            relative(Path::new("/w/target/kube/m"), Path::new("/w/repo/overlays/m")),
+            relative(
+                Path::new("/w/target/kube/m"),
+                Path::new("/w/repo/overlays/m")
+            ),
             PathBuf::from("../../../repo/overlays/m")
         );
-        assert_eq!(relative(Path::new("/a"), Path::new("/a/b")), PathBuf::from("b"));
+        assert_eq!(
+            relative(Path::new("/a"), Path::new("/a/b")),
+            PathBuf::from("b")
+        );
     }
 
     #[test]
