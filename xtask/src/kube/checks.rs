@@ -1138,6 +1138,40 @@ mod tests {
         insta::assert_snapshot!(text);
     }
 
+    /// kubeconform and checkov, as the step runs them, reject what they should: the checks
+    /// are not vacuous (a schema location that finds nothing, a skip list that skips all).
+    #[test]
+    fn kubeconform_and_checkov_reject_a_broken_manifest() {
+        let dir = paths::target_dir().join("kube/broken");
+        fs::create_dir_all(&dir).unwrap();
+        let unknown_field = dir.join("unknown-field.yaml");
+        fs::write(
+            &unknown_field,
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  namespace: kafka-cqrs\n\
+             spec:\n  selectr: {}\n  ports:\n    - port: 80\n",
+        )
+        .unwrap();
+        let kubeconform = super::super::KUBECONFORM.ensure().unwrap();
+        let error = kubeconform_check(&kubeconform, &schemas().unwrap(), &unknown_field)
+            .expect_err("kubeconform accepts an unknown field");
+        assert!(format!("{error:#}").contains("kubeconform"), "{error:#}");
+        // And the rendered overlay passes the same command.
+        let rendered = dir.join("minikube.yaml");
+        fs::write(&rendered, super::super::build("minikube").unwrap()).unwrap();
+        kubeconform_check(&kubeconform, &schemas().unwrap(), &rendered).unwrap();
+
+        let privileged = dir.join("privileged.yaml");
+        fs::write(
+            &privileged,
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  namespace: kafka-cqrs\n\
+             spec:\n  containers:\n    - name: x\n      image: busybox:1.36\n\
+                   securityContext:\n        privileged: true\n",
+        )
+        .unwrap();
+        checkov_check(&CHECKOV.ensure().unwrap(), &privileged)
+            .expect_err("checkov passes a privileged pod");
+    }
+
     #[test]
     fn the_jaeger_image_follows_the_go_module() {
         let release = jaeger_release().unwrap();

@@ -242,8 +242,6 @@ struct App<'a> {
     readiness: &'a str,
     env: Vec<(String, String)>,
     resources: Value,
-    /// Prometheus scrapes it (the GUI's server has no metrics).
-    metrics_path: Option<&'a str>,
 }
 
 fn app_objects(app: &App<'_>) -> Vec<Value> {
@@ -260,11 +258,6 @@ fn app_objects(app: &App<'_>) -> Vec<Value> {
             "failureThreshold": failures,
         })
     };
-    let mut pod_labels = labels(app.name, app.component);
-    if app.metrics_path.is_some() {
-        // Prometheus finds its targets by this label (see the generated scrape configuration).
-        pod_labels["kafka-cqrs/scrape"] = json!("true");
-    }
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -278,7 +271,7 @@ fn app_objects(app: &App<'_>) -> Vec<Value> {
                 "rollingUpdate": { "maxUnavailable": 0, "maxSurge": 1 },
             },
             "template": {
-                "metadata": { "labels": pod_labels },
+                "metadata": { "labels": labels(app.name, app.component) },
                 "spec": {
                     "automountServiceAccountToken": false,
                     "enableServiceLinks": false,
@@ -338,7 +331,6 @@ fn services() -> Vec<Value> {
                 "requests": { "cpu": "50m", "memory": "64Mi" },
                 "limits": { "cpu": "1", "memory": "256Mi" },
             }),
-            metrics_path: Some(service.metrics_path),
         }));
     }
     objects.extend(app_objects(&App {
@@ -352,7 +344,6 @@ fn services() -> Vec<Value> {
             "requests": { "cpu": "10m", "memory": "16Mi" },
             "limits": { "cpu": "200m", "memory": "64Mi" },
         }),
-        metrics_path: None,
     }));
     objects
 }
