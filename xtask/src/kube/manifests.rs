@@ -98,6 +98,10 @@ pub fn write() -> Result<()> {
     let dir = super::dir();
     for file in files()? {
         let path = dir.join(file.path);
+        if fs::read_to_string(&path).is_ok_and(|old| old == file.text) {
+            eprintln!("up to date: {}", paths::display(&path));
+            continue;
+        }
         fs::create_dir_all(path.parent().expect("a file has a directory"))?;
         fs::write(&path, &file.text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", paths::display(&path));

@@ -27,7 +27,7 @@ pub const KUSTOMIZE: tools::GoTool = tools::GoTool {
     module_dir: "deployment/kubernetes/tools",
     packages: &["sigs.k8s.io/kustomize/kustomize/v5"],
     ldflags: "",
-    cold_build: "about 1 minute",
+    cold_build: "1 to 5 minutes",
 };
 
 /// kubeconform, pinned beside kustomize.
@@ -36,7 +36,7 @@ pub const KUBECONFORM: tools::GoTool = tools::GoTool {
     module_dir: "deployment/kubernetes/tools",
     packages: &["github.com/yannh/kubeconform/cmd/kubeconform"],
     ldflags: "",
-    cold_build: "about 30 seconds",
+    cold_build: "1 to 6 minutes",
 };
 
 /// `deployment/kubernetes`.
