@@ -57,6 +57,7 @@ pub fn run() -> Result<()> {
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", paths::display(&path));
     }
+    crate::kube::manifests::write()?;
     Ok(())
 }
 

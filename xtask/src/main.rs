@@ -9,6 +9,7 @@ mod codegen;
 mod e2e;
 mod ec2;
 mod infra;
+mod kube;
 mod paths;
 mod process;
 mod system;
@@ -60,10 +61,13 @@ enum Command {
     E2e(e2e::Args),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
-    /// Write the generated files (the Grafana dashboard).
+    /// Write the generated files (the Grafana dashboard, the Kubernetes objects).
     Codegen,
     /// Run the demo on AWS EC2 with Terraform: blue and green behind a TLS proxy.
     Ec2(ec2::Args),
+    /// Run the Kubernetes static checks alone (a step of `test`): kustomize build of every
+    /// overlay, kubeconform, checkov and the cross-checks; no cluster needed.
+    KubeChecks,
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Codegen => codegen::run(),
         Command::Ec2(args) => ec2::run(args),
+        Command::KubeChecks => kube::checks::run(),
         Command::Service { action, name } => system::service(action, &name),
     };
     match result {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, e2e, ec2, infra, system};
+use crate::{cmd, e2e, ec2, infra, kube, system};
 
 pub mod tally;
 
@@ -56,6 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     if !args.no_lint {
         lint_ok = step("observability checks", &mut system::prometheus::check)
             && step("terraform checks", &mut ec2::check)
+            && step("kubernetes static checks", &mut kube::checks::run)
             && step("format", &mut || {
                 cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
             })
