@@ -976,7 +976,7 @@ mod tests {
                 }),
             ),
             (
-                "HTTP_PORT is not 8082",
+                "HTTP_PORT is not",
                 Box::new(|o| {
                     let env = &mut find(o, "Deployment", "reader")["spec"]["template"]["spec"]["containers"]
                         [0]["env"];
