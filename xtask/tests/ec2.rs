@@ -430,6 +430,56 @@ fn down_never_destroys_the_live_environment_without_force() {
 }
 
 #[test]
+fn up_never_changes_the_live_environment_without_force() {
+    let world = World::new();
+    world.app("green", "http://127.0.0.1:9");
+    world.deployed(
+        "proxy",
+        json!({ "live_env": "green", "proxy_url": "http://127.0.0.1:9" }),
+    );
+    let up = |git_ref: &'static str, force: bool| {
+        let mut args = vec![
+            "up",
+            "--env",
+            "green",
+            "--repo-url",
+            "u",
+            "--git-ref",
+            git_ref,
+            "--key-name",
+            "k",
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--yes",
+        ];
+        if force {
+            args.push("--force");
+        }
+        world.xtask(&args)
+    };
+    let output = up("v2", false);
+    assert!(!output.status.success(), "{}", shown(&output));
+    assert!(
+        stderr(&output).contains("refusing to change green: it is live behind the TLS proxy"),
+        "{}",
+        shown(&output)
+    );
+    assert!(!world.calls().contains(" apply"), "{}", world.calls());
+
+    let output = up("v2", true);
+    assert!(output.status.success(), "{}", shown(&output));
+    assert_eq!(
+        world.calls().matches(" apply ").count(),
+        1,
+        "{}",
+        world.calls()
+    );
+    // The same settings again change nothing, so they need no --force.
+    let output = up("v2", false);
+    assert!(output.status.success(), "{}", shown(&output));
+}
+
+#[test]
 fn down_refuses_when_it_cannot_tell_which_environment_is_live() {
     let world = World::new();
     // The proxy's state cannot be read: its outputs are not JSON.

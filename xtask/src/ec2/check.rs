@@ -42,12 +42,15 @@ pub fn run() -> Result<()> {
     let terraform = paths::root().join("terraform");
 
     let tofu = TOFU.ensure()?;
-    cmd::run(
-        Command::new(&tofu)
-            .args(["fmt", "-check", "-recursive", "-diff"])
-            .arg(&terraform),
-    )
-    .with_context(|| {
+    let mut fmt = Command::new(&tofu);
+    fmt.args(["fmt", "-check", "-recursive", "-diff"])
+        .arg(&terraform);
+    // A CLI configuration named but missing (as on this project's machines) only adds a
+    // warning to every run; fmt needs no configuration.
+    if std::env::var_os("TF_CLI_CONFIG_FILE").is_some_and(|f| !Path::new(&f).exists()) {
+        fmt.env_remove("TF_CLI_CONFIG_FILE");
+    }
+    cmd::run(&mut fmt).with_context(|| {
         format!(
             "terraform/ is not formatted: run `{} fmt -recursive terraform`",
             paths::display(&tofu)

@@ -468,3 +468,54 @@ fn every_skipped_checkov_check_says_why() {
     }
     assert!(skips > 0, "no skips found: has the format changed?");
 }
+
+/// The port of a security-group rule resource in a module.
+fn rule_port(module: &str, rule: &str) -> u64 {
+    let config = Config::load(module);
+    let block = config
+        .blocks
+        .iter()
+        .find(|b| {
+            b.identifier.as_str() == "resource"
+                && b.labels.len() == 2
+                && b.labels[0].as_str() == "aws_vpc_security_group_ingress_rule"
+                && b.labels[1].as_str() == rule
+        })
+        .unwrap_or_else(|| panic!("{module} has no ingress rule {rule}"));
+    let port = |key: &str| match block.body.attributes().find(|a| a.key.as_str() == key) {
+        Some(a) => match &a.expr {
+            Expression::Number(n) => n.as_u64().unwrap(),
+            other => panic!("{module} {rule}.{key} is {other:?}, not a number"),
+        },
+        None => panic!("{module} {rule} has no {key}"),
+    };
+    assert_eq!(
+        port("from_port"),
+        port("to_port"),
+        "{module} {rule}: one port"
+    );
+    port("from_port")
+}
+
+/// The hosts expose the cluster's ingress port, and the proxy and the firewall use that
+/// same port: the platform's table, not a number typed again.
+#[test]
+fn the_gateway_port_is_the_platforms() {
+    let port = u64::from(platform::gateway::CLUSTER_PORT);
+    assert_eq!(rule_port("modules/app_host", "http"), port);
+    assert_eq!(rule_port("modules/tls_proxy", "to_environment"), port);
+    let host = user_data::APP_HOST.render_sample().unwrap();
+    assert!(
+        host.contains(&format!("TCP-LISTEN:{port},")),
+        "the host listens elsewhere"
+    );
+    assert!(
+        host.contains(&format!("TCP:$ingress_ip:{port}")),
+        "the ingress is elsewhere"
+    );
+    let proxy = user_data::TLS_PROXY.render_sample().unwrap();
+    assert!(
+        proxy.contains(&format!("server $target:{port};")),
+        "the proxy forwards elsewhere"
+    );
+}

@@ -94,6 +94,9 @@ enum Action {
         /// EC2 instance type (default t3.xlarge).
         #[arg(long, env = "TF_VAR_instance_type")]
         instance_type: Option<String>,
+        /// Change the live environment in place (a new ref replaces its host: downtime).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         access: Access,
     },
@@ -156,8 +159,15 @@ pub fn run(args: Args) -> Result<()> {
             repo_url,
             git_ref,
             instance_type,
+            force,
             access,
-        } => up(&tofu, env.into(), repo_url, git_ref, instance_type, &access),
+        } => up(
+            &tofu,
+            env.into(),
+            (repo_url, git_ref, instance_type),
+            force,
+            &access,
+        ),
         Action::Switch {
             to,
             domain,
@@ -202,16 +212,19 @@ const KEY_NAME_HOW: &str = "pass --key-name NAME (or set TF_VAR_key_name) with t
 const ADMIN_CIDR_HOW: &str = "pass --admin-cidr CIDR (or set TF_VAR_admin_cidr), e.g. your \
     public address with /32 (`curl -s https://checkip.amazonaws.com`)";
 
+/// What `up` deploys: the repository URL, the git ref and the instance type.
+type Deployment = (Option<String>, Option<String>, Option<String>);
+
 fn up(
     tofu: &Tofu,
     env: Env,
-    repo_url: Option<String>,
-    git_ref: Option<String>,
-    instance_type: Option<String>,
+    (repo_url, git_ref, instance_type): Deployment,
+    force: bool,
     access: &Access,
 ) -> Result<()> {
     tofu::require_aws_credentials()?;
-    let mut settings = tofu.settings(env)?;
+    let remembered = tofu.settings(env)?;
+    let mut settings = remembered.clone();
     let repo_url = match repo_url {
         Some(url) => Some(url),
         None if !settings.contains_key("repo_url") => Some(origin_url()?),
@@ -234,6 +247,20 @@ fn up(
     );
     required(&settings, "key_name", KEY_NAME_HOW)?;
     required(&settings, "admin_cidr", ADMIN_CIDR_HOW)?;
+    // A new ref changes the user data, which replaces the host: never to the live one
+    // unasked. The same settings again are harmless.
+    if settings != remembered && !force {
+        let live = live_env(tofu)
+            .context("cannot tell which environment is live; pass --force if you are sure")?;
+        if live.as_deref() == Some(env.name()) {
+            let other = env.other().expect("an application environment");
+            bail!(
+                "refusing to change {env}: it is live behind the TLS proxy, and a new ref or \
+                 instance type replaces its host. Deploy to {other} and switch \
+                 (`cargo xtask ec2 up --env {other}`, then `switch --to {other}`), or pass --force"
+            );
+        }
+    }
     tofu.write_settings(env, &settings)?;
 
     tofu.init(env)?;
