@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, e2e, infra, system};
+use crate::{cmd, e2e, infra, kube, system};
 
 pub mod tally;
 
@@ -73,6 +73,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut tests = tally::Tally::default();
     let mut started_infra = false;
     if lint_ok {
+        // A real kube-apiserver with simulated nodes, before Kafka and Cassandra take their
+        // memory; it stops everything it started.
+        step("kubernetes cluster test", &mut kube::cluster::test);
         let infra_ok = step("infrastructure", &mut || {
             if infra::is_serving() {
                 eprintln!("Kafka and Cassandra already serve: using them as they are.");
