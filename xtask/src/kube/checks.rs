@@ -1,0 +1,1 @@
+//! Checks of the rendered Kubernetes manifests that need no cluster.

@@ -1,0 +1,1 @@
+//! The Kubernetes objects generated from `libs/platform` by `cargo xtask codegen`.
