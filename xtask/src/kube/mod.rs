@@ -6,6 +6,7 @@
 #![allow(dead_code)] // Until `cargo xtask test` and `deploy` use all of it.
 
 pub mod checks;
+pub mod cluster;
 pub mod manifests;
 
 use std::path::PathBuf;
