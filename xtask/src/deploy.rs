@@ -182,7 +182,9 @@ pub fn run(args: &Args) -> Result<()> {
                 .args(["-p", &kubectl.context])
                 .args(["addons", "enable", "ingress"]),
         )
-        .context("cannot enable minikube's ingress addon; is minikube running (`minikube status`)?")?;
+        .context(
+            "cannot enable minikube's ingress addon; is minikube running (`minikube status`)?",
+        )?;
         if args.load_images {
             let xtask = std::env::current_exe().context("cannot find the xtask program")?;
             cmd::run(Command::new(xtask).args(["image", "--load", "minikube"]))?;
@@ -250,13 +252,25 @@ fn wait_for_rollouts(kubectl: &Kubectl, timeout: Duration) -> Result<()> {
         let mut command = kubectl.command();
         command.args(["-n", ns]);
         if name.starts_with("job") {
-            command.args(["wait", "--for=condition=complete", &format!("--timeout={left}s"), name]);
+            command.args([
+                "wait",
+                "--for=condition=complete",
+                &format!("--timeout={left}s"),
+                name,
+            ]);
         } else {
             command.args(["rollout", "status", &format!("--timeout={left}s"), name]);
         }
         if let Err(error) = cmd::run(&mut command) {
             let state = kubectl
-                .quiet(&["-n", ns, "get", "pods,deployments,statefulsets,jobs", "-o", "wide"])
+                .quiet(&[
+                    "-n",
+                    ns,
+                    "get",
+                    "pods,deployments,statefulsets,jobs",
+                    "-o",
+                    "wide",
+                ])
                 .unwrap_or_default();
             bail!(
                 "{error:#}\n{name} is not ready. What the namespace has now:\n{state}\n\
@@ -310,11 +324,17 @@ fn print_urls(kubectl: &Kubectl, minikube: bool) -> Result<()> {
         }
     };
     println!("\n  GUI       {gateway}{}/", platform::gateway::GUI_PREFIX);
-    println!("  API       {gateway}/producer/documents, {gateway}/reader/documents/{{id}}, {gateway}/notifier/documents");
+    println!(
+        "  API       {gateway}/producer/documents, {gateway}/reader/documents/{{id}}, {gateway}/notifier/documents"
+    );
     println!("  e2e       cargo xtask e2e --gateway {gateway}");
     for (what, name, port) in [
         ("Grafana", "grafana", platform::observability::GRAFANA_PORT),
-        ("Jaeger", "jaeger", platform::observability::JAEGER_QUERY_PORT),
+        (
+            "Jaeger",
+            "jaeger",
+            platform::observability::JAEGER_QUERY_PORT,
+        ),
         (
             "Prometheus",
             "prometheus",

@@ -160,12 +160,18 @@ impl Cluster {
         etcd_command
             .args(["--name", "default", "--data-dir"])
             .arg(dir.join("etcd"))
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{etcd_client}")])
+            .args([
+                "--listen-client-urls",
+                &format!("http://127.0.0.1:{etcd_client}"),
+            ])
             .args([
                 "--advertise-client-urls",
                 &format!("http://127.0.0.1:{etcd_client}"),
             ])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{etcd_peer}")])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{etcd_peer}"),
+            ])
             .args([
                 "--initial-advertise-peer-urls",
                 &format!("http://127.0.0.1:{etcd_peer}"),
@@ -180,7 +186,12 @@ impl Cluster {
         let mut apiserver = Command::new(control_plane.join("kube-apiserver"));
         apiserver
             .args(["--etcd-servers", &format!("http://127.0.0.1:{etcd_client}")])
-            .args(["--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1"])
+            .args([
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+            ])
             .args(["--secure-port", &apiserver_port.to_string()])
             // The default reconciler refuses a loopback advertise address.
             .args(["--endpoint-reconciler-type", "none"])
@@ -271,7 +282,10 @@ impl Cluster {
         kwok_command
             .arg("--kubeconfig")
             .arg(&kubeconfig)
-            .args(["--manage-all-nodes=true", "--node-lease-duration-seconds=40"])
+            .args([
+                "--manage-all-nodes=true",
+                "--node-lease-duration-seconds=40",
+            ])
             .args(["--server-address", &format!("127.0.0.1:{kwok_port}")]);
         for stage in &stages {
             kwok_command.arg("--config").arg(stage);
@@ -472,8 +486,12 @@ fn clean_stale(base: &Path) -> Result<()> {
 /// The stage files of kwok from its module zip (downloaded by Go if missing).
 fn kwok_stages() -> Result<Vec<PathBuf>> {
     let mut go = Command::new("go");
-    go.current_dir(paths::root().join(KWOK.module_dir))
-        .args(["mod", "download", "-json", KWOK_MODULE]);
+    go.current_dir(paths::root().join(KWOK.module_dir)).args([
+        "mod",
+        "download",
+        "-json",
+        KWOK_MODULE,
+    ]);
     let output = cmd::output(&mut go)?;
     if !output.status.success() {
         bail!(
@@ -573,8 +591,15 @@ pub fn test() -> Result<()> {
     }
     // No controller-manager runs yet to create the namespace's default ServiceAccount,
     // which pods need.
-    let output = cmd::output(cluster.kubectl().args(["-n", ns, "create", "serviceaccount", "default"]))?;
-    if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("AlreadyExists") {
+    let output =
+        cmd::output(
+            cluster
+                .kubectl()
+                .args(["-n", ns, "create", "serviceaccount", "default"]),
+        )?;
+    if !output.status.success()
+        && !String::from_utf8_lossy(&output.stderr).contains("AlreadyExists")
+    {
         bail!(
             "cannot create the default ServiceAccount: {}",
             String::from_utf8_lossy(&output.stderr)
@@ -672,7 +697,8 @@ fn bad_manifests(ns: &str) -> Vec<(&'static str, String, &'static str)> {
              image: kafka-cqrs/bad:1\n    securityContext:\n{security}"
         )
     };
-    let compliant = "      allowPrivilegeEscalation: false\n      capabilities:\n        drop: [ALL]\n";
+    let compliant =
+        "      allowPrivilegeEscalation: false\n      capabilities:\n        drop: [ALL]\n";
     let deployment = format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\n  namespace: {ns}\n\
          spec:\n  selector:\n    matchLabels:\n      app: bad\n  template:\n    metadata:\n      \
