@@ -45,6 +45,11 @@ pub struct Args {
     /// How long to wait for all rollouts, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
+    /// Instead of a kubeconfig context: start a throwaway cluster (etcd, a real
+    /// kube-apiserver, controllers, kwok's simulated nodes) under target/, check the overlay
+    /// there server-side, deploy it, and stop the cluster; the step of `cargo xtask test`.
+    #[arg(long, conflicts_with_all = ["context", "kubeconfig", "load_images"])]
+    pub test_cluster: bool,
 }
 
 /// Options of `cargo xtask undeploy`.
@@ -166,6 +171,9 @@ impl Kubectl {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.test_cluster {
+        return cluster::test(&args.overlay);
+    }
     let started = Instant::now();
     let kubectl = Kubectl::new(&args.target)?;
     let minikube = kubectl.is_minikube();
@@ -318,9 +326,18 @@ fn print_urls(kubectl: &Kubectl, minikube: bool) -> Result<()> {
             .unwrap_or_default();
         match address.split_whitespace().next() {
             Some(address) => format!("http://{address}"),
-            None => format!(
-                "(no ingress address yet: see `kubectl{kubeconfig} --context {context} -n {ns} get ingress`)"
-            ),
+            None => {
+                // No load balancer gives the ingress an address: reach the ingress
+                // controller through a port-forward instead.
+                let port = platform::gateway::LOCAL_PORT;
+                println!(
+                    "\n  The ingress has no address (yet; `kubectl{kubeconfig} --context {context} \
+                     -n {ns} get ingress`). Reach it through ingress-nginx:\n  \
+                     kubectl{kubeconfig} --context {context} -n ingress-nginx port-forward \
+                     svc/ingress-nginx-controller {port}:80"
+                );
+                format!("http://127.0.0.1:{port}")
+            }
         }
     };
     println!("\n  GUI       {gateway}{}/", platform::gateway::GUI_PREFIX);

@@ -75,7 +75,9 @@ pub fn run(args: Args) -> Result<()> {
     if lint_ok {
         // A real kube-apiserver with simulated nodes, before Kafka and Cassandra take their
         // memory; it stops everything it started.
-        step("kubernetes cluster test", &mut kube::cluster::test);
+        step("kubernetes cluster test", &mut || {
+            kube::cluster::test(kube::DEFAULT_OVERLAY)
+        });
         let infra_ok = step("infrastructure", &mut || {
             if infra::is_serving() {
                 eprintln!("Kafka and Cassandra already serve: using them as they are.");
