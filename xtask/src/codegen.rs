@@ -27,6 +27,7 @@ pub fn run() -> Result<()> {
     fs::write(&path, dashboard_text())
         .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("wrote {}", paths::display(&path));
+    crate::kube::manifests::write()?;
     Ok(())
 }
 

@@ -64,8 +64,11 @@ enum Command {
     Undeploy(deploy::UndeployArgs),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
-    /// Write the generated files (the Grafana dashboard).
+    /// Write the generated files (the Grafana dashboard, the Kubernetes objects).
     Codegen,
+    /// Run the Kubernetes static checks alone (a step of `test`): kustomize build of every
+    /// overlay, kubeconform, checkov and the cross-checks; no cluster needed.
+    KubeChecks,
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Undeploy(args) => deploy::undeploy(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Codegen => codegen::run(),
+        Command::KubeChecks => kube::checks::run(),
         Command::Service { action, name } => system::service(action, &name),
     };
     match result {

@@ -3,7 +3,7 @@
 //! configuration from `deployment/local/` (`server`), and everything they write goes to
 //! `target/infra/`.
 
-mod fetch;
+pub mod fetch;
 mod java;
 mod ready;
 mod server;

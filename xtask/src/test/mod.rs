@@ -55,6 +55,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut lint_ok = true;
     if !args.no_lint {
         lint_ok = step("observability checks", &mut system::prometheus::check)
+            && step("kubernetes static checks", &mut kube::checks::run)
             && step("format", &mut || {
                 cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
             })
