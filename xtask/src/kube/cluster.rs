@@ -574,8 +574,9 @@ fn rand_u128() -> Result<u128> {
 /// The "kubernetes cluster test" step of `cargo xtask test`: the rendered overlay against a
 /// real apiserver, first checked by the server (`--dry-run=server --warnings-as-errors`,
 /// Pod Security `restricted`), then deployed onto simulated nodes with `cargo xtask
-/// deploy`'s own code until every Deployment and StatefulSet is ready. Also proves that the
-/// server-side check rejects what it must, so that its passing means something.
+/// deploy`'s own code until every Deployment and StatefulSet is ready, and removed again
+/// with `cargo xtask undeploy`'s. Also proves that the server-side check rejects what it
+/// must, so that its passing means something.
 pub fn test(overlay: &str) -> Result<()> {
     let started = Instant::now();
     let manifests = super::build(overlay)?;
@@ -645,25 +646,60 @@ pub fn test(overlay: &str) -> Result<()> {
         test_cluster: false,
     })?;
     let deployed = deploying.elapsed();
-    let not_ready = quiet(cluster.kubectl().args([
+    // Read back, independently of kubectl's rollout status: every workload has all its
+    // replicas ready.
+    let workloads: serde_json::Value = serde_json::from_str(&quiet(cluster.kubectl().args([
         "-n",
         ns,
         "get",
         "deployments,statefulsets",
         "-o",
-        "jsonpath={range .items[?(@.status.readyReplicas!=@.spec.replicas)]}{.kind}/{.metadata.name} {end}",
-    ]))?;
-    if !not_ready.trim().is_empty() {
-        bail!("after the deploy, not every workload is ready: {not_ready}");
+        "json",
+    ]))?)?;
+    let workloads = workloads["items"].as_array().cloned().unwrap_or_default();
+    let not_ready: Vec<String> = workloads
+        .iter()
+        .filter(|w| {
+            let wanted = w["spec"]["replicas"].as_u64().unwrap_or(1);
+            w["status"]["readyReplicas"].as_u64().unwrap_or(0) < wanted
+        })
+        .map(|w| format!("{}/{}", w["kind"], w["metadata"]["name"]))
+        .collect();
+    if workloads.is_empty() || !not_ready.is_empty() {
+        bail!(
+            "after the deploy, not every workload is ready ({} workloads; not ready: {})",
+            workloads.len(),
+            not_ready.join(", ")
+        );
     }
+    eprintln!(
+        "All {} Deployments and StatefulSets report every replica ready.",
+        workloads.len()
+    );
     let memory = cluster.memory();
+
+    // `cargo xtask undeploy` leaves nothing of the namespace.
+    let undeploying = Instant::now();
+    crate::deploy::undeploy(&crate::deploy::UndeployArgs {
+        target: crate::deploy::Target {
+            context: Some(CONTEXT.to_owned()),
+            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
+        },
+        overlay: overlay.to_owned(),
+    })?;
+    let left = cmd::output(cluster.kubectl().args(["get", "namespace", ns]))?;
+    if left.status.success() {
+        bail!("after `undeploy`, the namespace {ns} still exists");
+    }
+    let undeployed = undeploying.elapsed();
     let total: u64 = memory.iter().map(|(_, mib)| mib).sum();
     eprintln!(
         "Cluster test: tools ready after {:.1}s, kube-apiserver ready in {:.1}s, deploy \
-         {:.1}s, whole test {:.1}s; memory {total} MiB ({})",
+         {:.1}s, undeploy {:.1}s, whole test {:.1}s; memory when deployed {total} MiB ({})",
         tools_ready.as_secs_f64(),
         cluster.apiserver_start.as_secs_f64(),
         deployed.as_secs_f64(),
+        undeployed.as_secs_f64(),
         started.elapsed().as_secs_f64(),
         memory
             .iter()
