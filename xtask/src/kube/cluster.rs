@@ -795,3 +795,32 @@ fn quiet(command: &mut Command) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_document_is_found_among_the_rendered_ones() {
+        let rendered = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n---\n\
+                        apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kafka-cqrs\n---\n\
+                        apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  \
+                        annotations:\n    note: \"kind: Namespace\"\n";
+        let doc = namespace_document(rendered).unwrap();
+        assert_eq!(
+            doc,
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kafka-cqrs"
+        );
+        assert!(namespace_document("kind: Service\n").is_err());
+    }
+
+    #[test]
+    fn every_bad_manifest_names_the_namespace_and_an_expected_refusal() {
+        let bad = bad_manifests("some-ns");
+        assert_eq!(bad.len(), 4);
+        for (why, manifest, expected) in bad {
+            assert!(manifest.contains("namespace: some-ns"), "{why}");
+            assert!(!expected.is_empty(), "{why}");
+        }
+    }
+}
