@@ -643,6 +643,8 @@ pub fn test(overlay: &str) -> Result<()> {
         load_images: false,
         overlay: overlay.to_owned(),
         timeout: 300,
+        // A tag of its own proves that deploy runs the images it was told to.
+        image_tag: Some("cluster-test".to_owned()),
         test_cluster: false,
     })?;
     let deployed = deploying.elapsed();
@@ -676,6 +678,21 @@ pub fn test(overlay: &str) -> Result<()> {
         "All {} Deployments and StatefulSets report every replica ready.",
         workloads.len()
     );
+    let images = quiet(cluster.kubectl().args([
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={.items[*].spec.containers[*].image}",
+    ]))?;
+    let ours: Vec<&str> = images
+        .split_whitespace()
+        .filter(|i| i.starts_with("kafka-cqrs/"))
+        .collect();
+    if ours.is_empty() || ours.iter().any(|i| !i.ends_with(":cluster-test")) {
+        bail!("the pods do not run the project's images tagged by --image-tag: {ours:?}");
+    }
     let memory = cluster.memory();
 
     // `cargo xtask undeploy` leaves nothing of the namespace.
