@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod codegen;
+mod deploy;
 mod e2e;
 mod ec2;
 mod infra;
@@ -59,6 +60,10 @@ enum Command {
     Test(test::Args),
     /// Run the e2e tests against a running deployment through its gateway.
     E2e(e2e::Args),
+    /// Deploy to Kubernetes (minikube or the current context) and wait for every rollout.
+    Deploy(deploy::Args),
+    /// Delete what `deploy` applied: the namespace and everything in it.
+    Undeploy(deploy::UndeployArgs),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
     /// Write the generated files (the Grafana dashboard, the Kubernetes objects).
@@ -85,6 +90,8 @@ fn main() -> ExitCode {
         Command::Infra { command } => infra::run(command),
         Command::Test(args) => test::run(args),
         Command::E2e(args) => e2e::run(&args),
+        Command::Deploy(args) => deploy::run(&args),
+        Command::Undeploy(args) => deploy::undeploy(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Codegen => codegen::run(),
         Command::Ec2(args) => ec2::run(args),

@@ -4,6 +4,7 @@
 //! (`checks`).
 
 pub mod checks;
+pub mod cluster;
 pub mod manifests;
 
 use std::path::{Path, PathBuf};

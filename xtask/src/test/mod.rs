@@ -75,6 +75,11 @@ pub fn run(args: Args) -> Result<()> {
     let mut tests = tally::Tally::default();
     let mut started_infra = false;
     if lint_ok {
+        // A real kube-apiserver with simulated nodes, before Kafka and Cassandra take their
+        // memory; it stops everything it started.
+        step("kubernetes cluster test", &mut || {
+            kube::cluster::test(kube::DEFAULT_OVERLAY)
+        });
         let infra_ok = step("infrastructure", &mut || {
             if infra::is_serving() {
                 eprintln!("Kafka and Cassandra already serve: using them as they are.");
