@@ -16,6 +16,11 @@ pub struct Config {
     pub dlq_topic: String,
     #[command(flatten)]
     pub cassandra: store::CassandraArgs,
+    /// Whether the Kafka client also commits stored offsets by itself (every second, and
+    /// when it closes). Always on in service, and no flag changes it: tests turn it off to
+    /// see what the synchronous commit at shutdown does alone.
+    #[arg(skip = true)]
+    pub background_commits: bool,
 }
 
 impl Config {
@@ -33,6 +38,7 @@ impl Config {
             group_id: format!("{topic}-persister"),
             dlq_topic: dlq_topic.to_owned(),
             cassandra: store::CassandraArgs::new(contact_points, keyspace),
+            background_commits: true,
         }
     }
 }

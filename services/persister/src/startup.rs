@@ -41,7 +41,7 @@ impl Application {
             .set("auto.offset.reset", "earliest")
             // Offsets are stored by hand once a record is applied, and committed by the
             // client in the background (and synchronously at shutdown).
-            .set("enable.auto.commit", "true")
+            .set("enable.auto.commit", config.background_commits.to_string())
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
             .create_with_context(LagContext::new(&config.group_id))

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use events::{Event, mime};
+use futures::StreamExt;
 use notifier::{Application, Config};
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::AdminOptions;
@@ -346,19 +347,64 @@ async fn bad_tokens_and_ids_get_400_with_a_problem() {
     }
 }
 
+/// One partition, so that the order of the topic is total: had the other document's events
+/// got through, they would come before the wanted ones.
 #[tokio::test]
 async fn a_stream_can_be_narrowed_to_one_document() {
-    let topic = testkit::infra().topic(3).await;
+    let topic = testkit::infra().topic(1).await;
     let app = spawn_notifier(&topic).await;
     let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
     let url = format!("{}/documents?documentId={mine}", app.address);
     let mut client = SseClient::connect(&url, None).await;
     client.next_frame(WAIT).await.unwrap();
-    publish(&topic, &event(other, "not mine")).await;
-    let wanted = event(mine, "mine");
-    publish(&topic, &wanted).await;
-    let frame = client.next_event(WAIT).await;
-    assert_eq!(parse(&[frame])[0].header.id, wanted.header.id);
+    let mut wanted = Vec::new();
+    for i in 0..3 {
+        publish(&topic, &event(other, &format!("not mine {i}"))).await;
+        let event = event(mine, &format!("mine {i}"));
+        publish(&topic, &event).await;
+        wanted.push(event);
+    }
+    // Exactly the wanted events, in order: nothing of the other document before, between
+    // or after them (an event published last marks the end).
+    let frames = client.events(3, WAIT).await;
+    assert_eq!(parse(&frames), wanted, "only the wanted document's events");
+    // Each id is the position after the event, skipped ones included (offsets 1, 3, 5).
+    let ids: Vec<_> = frames.iter().map(|f| f.id.clone().unwrap()).collect();
+    assert_eq!(ids, ["0:2", "0:4", "0:6"]);
+    publish(&topic, &event(other, "not mine, last")).await;
+    let last = event(mine, "mine, last");
+    publish(&topic, &last).await;
+    assert_eq!(parse(&[client.next_event(WAIT).await]), [last]);
+}
+
+/// The filter on the replay path: a filtered stream resuming from a position older than
+/// the notifier's memory is served from Kafka, and Kafka's records pass the same filter.
+#[tokio::test]
+async fn a_narrowed_stream_older_than_memory_is_replayed_from_kafka_narrowed() {
+    let topic = testkit::infra().topic(1).await;
+    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+    // Offsets 0 to 9, the even ones mine, the odd ones the other document's.
+    let sent = publish_many(&topic, &[mine, other], 10, "old").await;
+    let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    config.history_per_partition = 2; // memory holds offsets 8 and 9 only
+    let app = start(config).await;
+
+    let url = format!("{}/documents?documentId={mine}", app.address);
+    let mut client = SseClient::connect(&url, Some("0:1")).await;
+    assert_eq!(client.status, 200);
+    let opening = client.next_frame(WAIT).await.expect("an opening frame");
+    assert_eq!(opening.id.as_deref(), Some("0:1"));
+    // Offsets 2, 4 and 6 come from Kafka, 8 from memory; 1, 3, 5, 7 and 9 are skipped.
+    let frames = client.events(4, WAIT).await;
+    let expected: Vec<Event> = [2, 4, 6, 8].iter().map(|&i| sent[i].clone()).collect();
+    assert_eq!(parse(&frames), expected, "mine only, in order");
+    let ids: Vec<_> = frames.iter().map(|f| f.id.clone().unwrap()).collect();
+    assert_eq!(ids, ["0:3", "0:5", "0:7", "0:9"]);
+    // Then live, still narrowed: offset 9 and the next other event are never sent.
+    publish(&topic, &event(other, "not mine, live")).await;
+    let live = event(mine, "mine, live");
+    publish(&topic, &live).await;
+    assert_eq!(parse(&[client.next_event(WAIT).await]), [live]);
 }
 
 #[tokio::test]
@@ -372,13 +418,48 @@ async fn the_query_token_works_like_the_header() {
     assert_eq!(parse(&client.events(2, WAIT).await), sent[1..].to_vec());
 }
 
+/// A clean end is the chunked body's last chunk, which the client reads as the end of the
+/// body; a connection cut (say, after the shutdown grace ran out) is a read error. The
+/// test reads the raw body, since `SseClient::next_frame` reports both as `None`.
 #[tokio::test]
 async fn shutdown_ends_every_stream_cleanly() {
     let topic = testkit::infra().topic(1).await;
     let app = spawn_notifier(&topic).await;
-    let (mut client, _) = listen_ready(&app, None).await;
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/documents", app.address))
+        .header("accept", mime::EVENT_STREAM)
+        .send()
+        .await
+        .expect("stream request");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut received = Vec::new();
+    // The opening frame first: the stream is being served when shutdown begins.
+    while !received.ends_with(b"\n\n") {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("an opening frame in time")
+            .expect("an opening frame before the end")
+            .expect("no read error");
+        received.extend_from_slice(&chunk);
+    }
+    let started = std::time::Instant::now();
     app.stop().await;
-    assert_eq!(client.next_frame(WAIT).await, None, "the stream ended");
+    loop {
+        match tokio::time::timeout(WAIT, body.next()).await {
+            Err(_) => panic!("the stream did not end within {WAIT:?}"),
+            Ok(None) => break,
+            Ok(Some(Ok(chunk))) => received.extend_from_slice(&chunk),
+            Ok(Some(Err(error))) => panic!(
+                "the stream broke off after {:?} instead of ending: {error:?}; received {:?}",
+                started.elapsed(),
+                String::from_utf8_lossy(&received)
+            ),
+        }
+    }
 }
 
 #[tokio::test]

@@ -62,7 +62,15 @@ async fn create_answers_201_after_the_event_is_in_kafka() {
     assert_eq!(id.get_version_num(), 4);
     assert_eq!(location, format!("/reader/documents/{id}"));
 
-    // The answer came after the delivery report: the record is already there.
+    // A 2xx means durable: the record is in the topic the moment the answer arrives, so
+    // the end offsets say so at once, with no waiting (reading it back could wait out a
+    // late write and hide an answer given too early).
+    let end = testkit::end_offsets(&app.topic.name).await;
+    assert_eq!(
+        end.iter().sum::<i64>(),
+        1,
+        "the event is in the topic when the 201 arrives; end offsets {end:?}"
+    );
     let records = testkit::read_records(&app.topic.name, 1).await;
     let record = &records[0];
     assert_eq!(record.key(), Some(id.to_string().as_bytes()));
@@ -103,6 +111,13 @@ async fn update_and_delete_publish_their_events_in_order() {
         .unwrap();
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
 
+    // Both answers were 2xx, so both events are already in the topic.
+    let end = testkit::end_offsets(&app.topic.name).await;
+    assert_eq!(
+        end.iter().sum::<i64>(),
+        2,
+        "both events are in the topic when the answers arrive; end offsets {end:?}"
+    );
     let records = testkit::read_records(&app.topic.name, 2).await;
     let events: Vec<Event> = records
         .iter()
