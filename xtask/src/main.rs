@@ -7,6 +7,7 @@ mod bench;
 mod cmd;
 mod codegen;
 mod e2e;
+mod image;
 mod infra;
 mod paths;
 mod process;
@@ -58,6 +59,9 @@ enum Command {
     E2e(e2e::Args),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
+    /// Build the container images (buildah, FROM scratch, static musl binaries) and
+    /// optionally load them into minikube.
+    Image(image::Args),
     /// Write the generated files (the Grafana dashboard).
     Codegen,
     /// Start, stop or restart one service of the running system.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::E2e(args) => e2e::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Codegen => codegen::run(),
         Command::Service { action, name } => system::service(action, &name),
     };

@@ -40,16 +40,27 @@ async fn serves_the_built_files_under_the_gui_prefix() {
     assert_eq!(index.status(), StatusCode::OK);
     assert_eq!(index.text().await.unwrap(), "<title>kafka-cqrs</title>");
 
-    let script = http.get(format!("{base}/gui/assets/app.js")).send().await.unwrap();
+    let script = http
+        .get(format!("{base}/gui/assets/app.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(script.status(), StatusCode::OK);
-    let kind = script.headers()["content-type"].to_str().unwrap().to_owned();
+    let kind = script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(kind.contains("javascript"), "content-type {kind}");
 
     let bare = http.get(format!("{base}/gui")).send().await.unwrap();
     assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(bare.headers()["location"], "/gui/");
 
-    let missing = http.get(format!("{base}/gui/nope.js")).send().await.unwrap();
+    let missing = http
+        .get(format!("{base}/gui/nope.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let outside = http.get(format!("{base}/index.html")).send().await.unwrap();
     assert_eq!(outside.status(), StatusCode::NOT_FOUND);
