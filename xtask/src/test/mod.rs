@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, e2e, infra, system};
+use crate::{cmd, e2e, image, infra, system};
 
 pub mod tally;
 
@@ -96,6 +96,13 @@ pub fn run(args: Args) -> Result<()> {
                 tests.add(&counted);
                 outcome
             });
+            // Every image built and run against the local Kafka and Cassandra.
+            step("container tests", &mut || {
+                let (_podman_api, mut runner) = image::smoke::prepare()?;
+                let (counted, outcome) = tally::run(&mut runner);
+                tests.add(&counted);
+                outcome
+            });
         }
         // The whole system behind its gateway, as a user runs it: the e2e tests.
         let mut started_system = false;
@@ -106,7 +113,10 @@ pub fn run(args: Args) -> Result<()> {
                     Ok(())
                 } else {
                     started_system = true;
-                    system::up(&system::UpArgs { release: false })
+                    system::up(&system::UpArgs {
+                        release: false,
+                        containers: false,
+                    })
                 }
             });
             if system_ok {
