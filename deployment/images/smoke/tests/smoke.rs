@@ -89,7 +89,9 @@ async fn start(name: &str, port: u16) -> ContainerAsync<GenericImage> {
         .unwrap_or_else(|| panic!("{reference} has no tag"));
     let mut request = GenericImage::new(repository, tag)
         .with_wait_for(WaitFor::Nothing)
-        .with_network("host")
+        // Host networking through HostConfig: `with_network("host")` makes testcontainers
+        // create a network named "host", which podman refuses.
+        .with_host_config_modifier(|config| config.network_mode = Some("host".to_owned()))
         .with_readonly_rootfs(true)
         .with_env_var("HTTP_HOST", "127.0.0.1")
         .with_env_var("HTTP_PORT", port.to_string());
