@@ -26,7 +26,7 @@ pub fn start_all(otlp_endpoint: &str, release: bool) -> Result<()> {
     let built = super::build(profile)?;
     for service in platform::SERVICES {
         let name = format!("{NAME_PREFIX}{}", service.name);
-        if running().iter().any(|n| *n == name) {
+        if running().contains(&name) {
             eprintln!("{name} is already running.");
             continue;
         }

@@ -39,6 +39,10 @@ pub struct Args {
     /// The Cargo profile of the binaries: `image` (release, stripped) unless given.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// Then run the images' smoke tests (the "container tests" step of `cargo xtask
+    /// test`; they need the local Kafka and Cassandra).
+    #[arg(long)]
+    pub test: bool,
 }
 
 impl Args {
@@ -149,6 +153,10 @@ pub struct Built {
 
 pub fn run(args: &Args) -> Result<()> {
     let built = build(args.profile())?;
+    if args.test {
+        let (_podman_api, mut tests) = smoke::prepare_for(&built)?;
+        cmd::run(&mut tests)?;
+    }
     if let Some(cluster) = &args.load {
         match cluster.as_str() {
             "minikube" => minikube::load(&built)?,

@@ -19,7 +19,11 @@ pub const IMAGES_VAR: &str = "KAFKA_CQRS_IMAGES";
 /// Builds the images, checks the tarball `--load minikube` would load, starts podman's
 /// API, and returns it with the test command to run while it lives.
 pub fn prepare() -> Result<(ApiService, Command)> {
-    let built = super::build(DEFAULT_PROFILE)?;
+    prepare_for(&super::build(DEFAULT_PROFILE)?)
+}
+
+/// Like `prepare`, for images already built.
+pub fn prepare_for(built: &[Built]) -> Result<(ApiService, Command)> {
     check_archive(built.last().context("no image was built")?)?;
     let api = ApiService::start()?;
     let mut cargo = Command::new("cargo");
@@ -38,7 +42,7 @@ pub fn prepare() -> Result<(ApiService, Command)> {
         // their containers themselves.
         .env("TESTCONTAINERS_RYUK_DISABLED", "true")
         .env("CONTAINERS_CONF", podman::containers_conf())
-        .env(IMAGES_VAR, images_var(&built));
+        .env(IMAGES_VAR, images_var(built));
     Ok((api, cargo))
 }
 
