@@ -41,7 +41,10 @@ fn measure() -> Command {
 
 pub fn run(args: &Args) -> Result<()> {
     if !system::is_up() {
-        system::up(&system::UpArgs { release: false })?;
+        system::up(&system::UpArgs {
+            release: false,
+            containers: false,
+        })?;
     }
     eprintln!("\n== latency ({} creates)", args.count);
     cmd::run(measure().args(["latency", "--count", &args.count.to_string()]))?;

@@ -45,8 +45,8 @@ pub struct Args {
     /// How long to wait for all rollouts, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub timeout: u64,
-    /// Run the project's images with this tag instead of the overlay's, e.g. the
-    /// `<version>-<git revision>` that `cargo xtask image` printed.
+    /// Run the project's images with this tag instead of the one `cargo xtask image` gives
+    /// this checkout (`<version>-<git revision>`).
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
     /// Instead of a kubeconfig context: start a throwaway cluster (etcd, a real
@@ -209,10 +209,14 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
 
-    let mut manifests = kube::build(&args.overlay)?;
-    if let Some(tag) = &args.image_tag {
-        manifests = with_image_tag(&manifests, tag);
-    }
+    // The images `cargo xtask image` built from this checkout, unless told otherwise: the
+    // committed overlay names a version only, which no image carries.
+    let tag = match &args.image_tag {
+        Some(tag) => tag.clone(),
+        None => crate::image::checkout_tag()?,
+    };
+    eprintln!("Running the project's images tagged {tag}.");
+    let manifests = kube::build_tagged(&args.overlay, &tag)?;
     kubectl.with_manifests(&["apply", "-f", "-"], &manifests)?;
     wait_for_rollouts(&kubectl, Duration::from_secs(args.timeout))?;
     eprintln!(
@@ -373,28 +377,6 @@ fn print_urls(kubectl: &Kubectl, minikube: bool) -> Result<()> {
     Ok(())
 }
 
-/// `manifests` with every image of the project (`kafka-cqrs/<name>`) tagged `tag`.
-pub fn with_image_tag(manifests: &str, tag: &str) -> String {
-    let mut out = String::with_capacity(manifests.len());
-    for line in manifests.lines() {
-        let trimmed = line.trim_start();
-        let indent = &line[..line.len() - trimmed.len()];
-        let image = trimmed
-            .strip_prefix("image: ")
-            .or_else(|| trimmed.strip_prefix("- image: "));
-        match image {
-            Some(image) if image.starts_with("kafka-cqrs/") => {
-                let name = image.split([':', '@']).next().unwrap_or(image);
-                let key = &trimmed[..trimmed.len() - image.len()];
-                out.push_str(&format!("{indent}{key}{name}:{tag}"));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
 fn require_minikube() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -413,23 +395,5 @@ fn list(items: &[&str]) -> String {
         "none".to_owned()
     } else {
         items.join(", ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_tag_retags_the_project_images_only() {
-        let rendered = "spec:\n  containers:\n  - image: kafka-cqrs/reader:0.1.0\n    name: r\n  \
-                        - name: k\n    image: apache/kafka:4.1.0\n  initContainers:\n    \
-                        - image: kafka-cqrs/gui\n";
-        assert_eq!(
-            with_image_tag(rendered, "0.1.0-abc1234"),
-            "spec:\n  containers:\n  - image: kafka-cqrs/reader:0.1.0-abc1234\n    name: r\n  \
-             - name: k\n    image: apache/kafka:4.1.0\n  initContainers:\n    \
-             - image: kafka-cqrs/gui:0.1.0-abc1234\n"
-        );
     }
 }

@@ -9,6 +9,7 @@ mod codegen;
 mod deploy;
 mod e2e;
 mod ec2;
+mod image;
 mod infra;
 mod kube;
 mod paths;
@@ -16,7 +17,6 @@ mod process;
 mod system;
 mod test;
 mod tidy;
-#[allow(dead_code)] // Until the Kubernetes and Terraform checks use all of it.
 mod tools;
 
 use std::process::ExitCode;
@@ -66,7 +66,11 @@ enum Command {
     Undeploy(deploy::UndeployArgs),
     /// Measure latency and memory of the local system, against baselines of the same run.
     Bench(bench::Args),
-    /// Write the generated files (the Grafana dashboard, the Kubernetes objects).
+    /// Build the container images (buildah, FROM scratch, static musl binaries) and
+    /// optionally load them into minikube.
+    Image(image::Args),
+    /// Write the generated files (the Grafana dashboard, the gateway's routes, the scrape
+    /// jobs, the Kubernetes objects).
     Codegen,
     /// Run the demo on AWS EC2 with Terraform: blue and green behind a TLS proxy.
     Ec2(ec2::Args),
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => deploy::run(&args),
         Command::Undeploy(args) => deploy::undeploy(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Image(args) => image::run(&args),
         Command::Codegen => codegen::run(),
         Command::Ec2(args) => ec2::run(args),
         Command::KubeChecks => kube::checks::run(),

@@ -41,11 +41,6 @@ impl GoTool {
         dir().join(self.name)
     }
 
-    /// One program of a multi-package tool, by its package's last path element.
-    pub fn program(&self, name: &str) -> PathBuf {
-        self.path().join(name)
-    }
-
     /// Builds the tool unless the build on disk came from the same `go.sum`.
     pub fn ensure(&self) -> Result<PathBuf> {
         let module = paths::root().join(self.module_dir);

@@ -82,6 +82,16 @@ pub fn up() -> Result<()> {
             children.push((server, None));
             continue;
         }
+        // Started by another checkout of the project: use it, and leave stopping it to
+        // that checkout (`down` stops only the processes of this one).
+        if let Some(detail) = probe(server) {
+            eprintln!(
+                "{} already serves on {} ({detail}), not started from this checkout: using it.",
+                server.title, server.address
+            );
+            children.push((server, None));
+            continue;
+        }
         check_ports_free(server)?;
         fetch::ensure_jars(server)?;
         let command = server.launch_command(&java)?;

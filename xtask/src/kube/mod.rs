@@ -18,7 +18,6 @@ use crate::{cmd, paths, tools};
 pub const NAMESPACE: &str = "kafka-cqrs";
 
 /// The overlay `cargo xtask deploy` applies by default.
-#[allow(dead_code)] // Used by `cargo xtask deploy` (xtask/src/deploy.rs).
 pub const DEFAULT_OVERLAY: &str = "minikube";
 
 /// kustomize, pinned in `deployment/kubernetes/tools/go.mod` (the machine's kubectl embeds
@@ -72,7 +71,6 @@ pub fn build(overlay: &str) -> Result<String> {
 /// The rendered manifests of `overlay` with the project's images tagged `tag` (the
 /// `<version>-<git revision>` of the images `cargo xtask image` built): a kustomization
 /// under `target/kube/` that takes the overlay as its base and sets the tag.
-#[allow(dead_code)] // Used by `cargo xtask deploy` (xtask/src/deploy.rs).
 pub fn build_tagged(overlay: &str, tag: &str) -> Result<String> {
     let kustomize = KUSTOMIZE.ensure()?;
     let wrapper = paths::target_dir()

@@ -23,19 +23,29 @@ pub struct UpArgs {
     /// Build the services with optimisations (slower to build, faster to run).
     #[arg(long)]
     pub release: bool,
+    /// Run the four services from their container images with podman (host network)
+    /// instead of as local processes; `cargo xtask image` builds them first.
+    #[arg(long)]
+    pub containers: bool,
 }
 
 pub fn up(args: &UpArgs) -> Result<()> {
     let started = Instant::now();
     infra::up()?;
-    services::build(args.release)?;
+    if !args.containers {
+        services::build(args.release)?;
+    }
     gui::build()?;
     let otlp = traces::start()?;
-    for service in SERVICES {
-        services::start(service, args.release, &otlp)?;
-    }
-    for service in SERVICES {
-        services::wait_until_ready(service)?;
+    if args.containers {
+        crate::image::containers::start_all(&otlp, args.release)?;
+    } else {
+        for service in SERVICES {
+            services::start(service, args.release, &otlp)?;
+        }
+        for service in SERVICES {
+            services::wait_until_ready(service)?;
+        }
     }
     gateway::start()?;
     prometheus::start()?;
@@ -72,6 +82,7 @@ pub fn stop_services_and_gateway() -> Result<()> {
     for service in SERVICES.iter().rev() {
         stop_service(service)?;
     }
+    crate::image::containers::stop_all()?;
     traces::stop()
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, e2e, ec2, infra, kube, system};
+use crate::{cmd, e2e, ec2, image, infra, kube, system};
 
 pub mod tally;
 
@@ -103,6 +103,13 @@ pub fn run(args: Args) -> Result<()> {
                 tests.add(&counted);
                 outcome
             });
+            // Every image built and run against the local Kafka and Cassandra.
+            step("container tests", &mut || {
+                let (_podman_api, mut runner) = image::smoke::prepare()?;
+                let (counted, outcome) = tally::run(&mut runner);
+                tests.add(&counted);
+                outcome
+            });
         }
         // The whole system behind its gateway, as a user runs it: the e2e tests.
         let mut started_system = false;
@@ -113,7 +120,10 @@ pub fn run(args: Args) -> Result<()> {
                     Ok(())
                 } else {
                     started_system = true;
-                    system::up(&system::UpArgs { release: false })
+                    system::up(&system::UpArgs {
+                        release: false,
+                        containers: false,
+                    })
                 }
             });
             if system_ok {
