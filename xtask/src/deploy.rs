@@ -198,7 +198,7 @@ pub fn run(args: &Args) -> Result<()> {
             "cannot enable minikube's ingress addon; is minikube running (`minikube status`)?",
         )?;
         if args.load_images {
-            let xtask = std::env::current_exe().context("cannot find the xtask program")?;
+            let xtask = crate::paths::xtask_program().context("cannot find the xtask program")?;
             cmd::run(Command::new(xtask).args(["image", "--load", "minikube"]))?;
         }
     } else if args.load_images {

@@ -36,3 +36,17 @@ pub fn target_dir() -> PathBuf {
         .map(|p| if p.is_absolute() { p } else { root().join(p) })
         .unwrap_or_else(|| root().join("target"))
 }
+
+/// This xtask program, for the commands it hands to children (the browser test stops and
+/// starts the notifier with it). During `cargo xtask test`, Cargo may link a new xtask
+/// over the running one (the workspace build unifies other features), which leaves
+/// `current_exe()` naming a deleted file; `/proc/<pid>/exe` still runs this process's own
+/// program on Linux.
+pub fn xtask_program() -> std::io::Result<PathBuf> {
+    let own = PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+    if own.exists() {
+        Ok(own)
+    } else {
+        std::env::current_exe()
+    }
+}

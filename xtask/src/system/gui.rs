@@ -71,7 +71,7 @@ pub fn unit_tests() -> Result<Command> {
 pub fn browser_tests(gateway: &str) -> Result<Command> {
     install()?;
     let mut command = npm()?;
-    let xtask = std::env::current_exe().context("cannot find the xtask binary")?;
+    let xtask = paths::xtask_program().context("cannot find the xtask binary")?;
     command
         .args(["run", "test:browser"])
         .env("CQRS_GATEWAY", gateway)
