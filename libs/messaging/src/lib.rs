@@ -403,16 +403,3 @@ pub fn header_str<'a, H: rdkafka::message::Headers>(
         .and_then(|h| h.value)
         .and_then(|v| std::str::from_utf8(v).ok())
 }
-
-/// Whether a broker answers a metadata request within two seconds: the readiness probe
-/// of every service that uses Kafka. Runs the blocking request off the async threads.
-pub async fn ping(bootstrap: &str) -> Result<(), String> {
-    let bootstrap = bootstrap.to_owned();
-    tokio::task::spawn_blocking(move || {
-        wait_for_broker(&bootstrap, Duration::from_secs(2))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| format!("Kafka probe failed: {e}"))?
-}

@@ -20,7 +20,6 @@ use crate::{CassandraArgs, Keyspace, Operation, StoreError, schema};
 #[derive(Debug, Clone)]
 pub struct DocumentWriter {
     session: Arc<Session>,
-    keyspace: Keyspace,
     upsert: PreparedStatement,
     delete: PreparedStatement,
 }
@@ -31,11 +30,11 @@ impl DocumentWriter {
         let keyspace = Keyspace::new(&args.keyspace, args.replication_factor)?;
         let session = crate::connect(&args.contact_points, args.request_timeout()).await?;
         schema::apply(&session, &keyspace).await?;
-        Self::prepare(Arc::new(session), keyspace).await
+        Self::prepare(Arc::new(session), &keyspace).await
     }
 
     /// Prepares the statements on an open session whose keyspace has the schema.
-    pub async fn prepare(session: Arc<Session>, keyspace: Keyspace) -> Result<Self, StoreError> {
+    pub async fn prepare(session: Arc<Session>, keyspace: &Keyspace) -> Result<Self, StoreError> {
         let ks = keyspace.name();
         let upsert = crate::prepare(
             &session,
@@ -51,14 +50,9 @@ impl DocumentWriter {
         .await?;
         Ok(Self {
             session,
-            keyspace,
             upsert,
             delete,
         })
-    }
-
-    pub fn keyspace(&self) -> &Keyspace {
-        &self.keyspace
     }
 
     /// Applies `event`, read at `offset` of its partition, to the table. Idempotent.

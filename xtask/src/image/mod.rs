@@ -139,12 +139,12 @@ pub fn checkout_tag() -> Result<String> {
         .find(|(name, _)| name == service)
         .map(|(_, version)| version.clone())
         .with_context(|| format!("`cargo metadata` lists no package {service}"))?;
-    let reference = reference(service, &version, &provenance);
-    let tag = reference
-        .rsplit_once(':')
-        .map(|(_, tag)| tag.to_owned())
-        .context("an image reference has a tag")?;
-    Ok(tag)
+    Ok(tag(&version, &provenance))
+}
+
+/// `<version>-<revision>`: the tag of every image of one build.
+fn tag(version: &str, provenance: &Provenance) -> String {
+    format!("{version}-{}", provenance.short_revision)
 }
 
 /// `kafka-cqrs/<name>:<version>-<revision>`: what Kubernetes manifests name. No `:latest`
@@ -152,7 +152,7 @@ pub fn checkout_tag() -> Result<String> {
 /// fails for an image that was loaded rather than pushed, and a tag should say which
 /// sources an image holds.
 pub fn reference(name: &str, version: &str, provenance: &Provenance) -> String {
-    format!("kafka-cqrs/{name}:{version}-{}", provenance.short_revision)
+    format!("kafka-cqrs/{name}:{}", tag(version, provenance))
 }
 
 /// Where podman and buildah keep a locally built image: short names live under

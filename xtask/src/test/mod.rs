@@ -91,15 +91,19 @@ pub fn run(args: Args) -> Result<()> {
         });
         if infra_ok {
             step("tests", &mut || {
-                let runner = test_runner(&args.runner_args, Phase::Parallel);
-                let (counted, outcome) = tally::run(&mut runner?);
+                let Some(mut runner) = test_runner(&args.runner_args, Phase::Parallel)? else {
+                    return Ok(());
+                };
+                let (counted, outcome) = tally::run(&mut runner);
                 tests.add(&counted);
                 outcome
             });
             // Fault tests freeze the shared Kafka or Cassandra: they run alone, afterwards.
             step("fault tests (serial)", &mut || {
-                let runner = test_runner(&args.runner_args, Phase::Serial);
-                let (counted, outcome) = tally::run(&mut runner?);
+                let Some(mut runner) = test_runner(&args.runner_args, Phase::Serial)? else {
+                    return Ok(());
+                };
+                let (counted, outcome) = tally::run(&mut runner);
                 tests.add(&counted);
                 outcome
             });
@@ -199,7 +203,8 @@ enum Phase {
 }
 
 /// cargo-nextest when it is installed (parallel, per-test processes), else cargo test.
-fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
+/// `None` when the phase has nothing to run (a filter that matches no fault test).
+fn test_runner(extra: &[String], phase: Phase) -> Result<Option<Command>> {
     let has_nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -224,7 +229,7 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
                 command.args(["-E", &serial, "--test-threads", "1", "--no-tests", "warn"])
             }
         };
-        return Ok(command);
+        return Ok(Some(command));
     }
     command.args(["test", "--workspace", "--exclude", "e2e", "--no-fail-fast"]);
     command.arg("--");
@@ -237,19 +242,19 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Command> {
         Phase::Serial if !extra.is_empty() => {
             let names = fault_tests_matching(extra)?;
             if names.is_empty() {
-                eprintln!("No fault test matches {extra:?}.");
-                // Runs nothing, and says so in the runner's own summary line.
-                command.args(["--exact", "no fault test matches the filter"]);
-            } else {
-                command.arg("--exact").args(names);
+                eprintln!("No fault test matches {extra:?}: nothing to run.");
+                return Ok(None);
             }
-            command.args(["--test-threads", "1"]);
+            command
+                .arg("--exact")
+                .args(names)
+                .args(["--test-threads", "1"]);
         }
         Phase::Serial => {
             command.args([SERIAL_PREFIX, "--test-threads", "1"]);
         }
     }
-    Ok(command)
+    Ok(Some(command))
 }
 
 /// The fault tests whose full name contains one of `filters` (libtest's own matching).

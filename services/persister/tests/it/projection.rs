@@ -94,7 +94,7 @@ async fn replaying_the_topic_into_an_empty_keyspace_gives_the_same_rows() {
 #[tokio::test]
 async fn applying_is_idempotent_and_ordered_by_offsets() {
     let keyspace = testkit::infra().keyspace().await;
-    let store = DocumentWriter::prepare(keyspace.session.clone(), keyspace.keyspace.clone())
+    let store = DocumentWriter::prepare(keyspace.session.clone(), &keyspace.keyspace)
         .await
         .unwrap();
     let id = Uuid::new_v4();

@@ -33,10 +33,9 @@ async fn spawn_app() -> TestApp {
 #[tokio::test]
 async fn a_stored_document_is_served_as_json() {
     let app = spawn_app().await;
-    let store =
-        DocumentWriter::prepare(app.keyspace.session.clone(), app.keyspace.keyspace.clone())
-            .await
-            .unwrap();
+    let store = DocumentWriter::prepare(app.keyspace.session.clone(), &app.keyspace.keyspace)
+        .await
+        .unwrap();
     let id = Uuid::new_v4();
     let create = events::CreateDocument {
         author: Some("Author1".into()),
