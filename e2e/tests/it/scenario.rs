@@ -90,3 +90,57 @@ async fn create_update_delete_with_notifications() {
     let opening = resumed.next_frame(DEADLINE).await.expect("opening frame");
     assert_eq!(opening.id.as_deref(), Some(last_id.as_str()));
 }
+
+/// The seed's own clients (its React GUI and its end-to-end scenario) call every route
+/// with a trailing slash: `GET /notifier/documents/`, `POST /producer/documents/`, ... The
+/// whole scenario runs that way, each call's answer compared with the contract's.
+#[tokio::test]
+async fn the_seed_clients_paths_with_trailing_slashes() {
+    let client = testkit::http();
+    let base = e2e::check_gateway(&client).await;
+    let mut stream = SseClient::connect(&format!("{base}/notifier/documents/"), None).await;
+    assert_eq!(stream.status, 200, "GET /notifier/documents/");
+    assert_eq!(stream.headers["content-type"], mime::EVENT_STREAM);
+
+    let created = client
+        .post(format!("{base}/producer/documents/"))
+        .header("content-type", mime::CREATE_DOCUMENT)
+        .body(r#"{"author":"slash","text":"one"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "POST /producer/documents/");
+    let id = created.json::<events::DocumentId>().await.unwrap().id;
+    receive(&mut stream, EventType::Create, id).await;
+
+    let read = |path: String| {
+        let client = client.clone();
+        async move {
+            let response = client.get(path).send().await.ok()?;
+            (response.status() == 200).then_some(response.json::<events::Document>().await.ok()?)
+        }
+    };
+    let document = testkit::eventually("GET /reader/documents/{id}/", DEADLINE, || {
+        read(format!("{base}/reader/documents/{id}/"))
+    })
+    .await;
+    assert_eq!(document.text.as_deref(), Some("one"));
+
+    let updated = client
+        .put(format!("{base}/producer/documents/"))
+        .header("content-type", mime::UPDATE_DOCUMENT)
+        .body(format!(r#"{{"id":"{id}","text":"two"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200, "PUT /producer/documents/");
+    receive(&mut stream, EventType::Update, id).await;
+
+    let deleted = client
+        .delete(format!("{base}/producer/documents/{id}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204, "DELETE /producer/documents/{{id}}/");
+    receive(&mut stream, EventType::Delete, id).await;
+}

@@ -9,17 +9,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Router, ServiceExt};
 use bytes::Bytes;
 use events::{Problem, ProblemKind, mime};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::normalize_path::NormalizePath;
 use uuid::Uuid;
 
 /// The largest command body accepted (413 above it).
@@ -278,6 +279,13 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// `router`, also answering every route with a trailing slash (`POST /documents/`), as the
+/// seed's services did: the seed's own clients call them that way. The slash is removed
+/// before routing, so each route is written, and labelled in spans and metrics, once.
+pub fn accept_trailing_slashes(router: Router) -> NormalizePath<Router> {
+    NormalizePath::trim_trailing_slash(router)
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets requests in
 /// flight finish.
 pub async fn serve(
@@ -285,9 +293,12 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let service = accept_trailing_slashes(router);
     axum::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+            service,
+        ),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
@@ -296,6 +307,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Path;
 
     fn headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -323,6 +335,33 @@ mod tests {
         assert_eq!(status_of(&create, "not json"), 400);
         assert_eq!(status_of(&create, r#"{"author":7}"#), 422);
         assert_eq!(status_of(&create, r#"{"extra":"x"}"#), 422);
+    }
+
+    async fn status_through_slashes(path: &str) -> u16 {
+        use tower::ServiceExt as _;
+        let router = Router::new()
+            .route("/documents", get(|| async { "all" }))
+            .route(
+                "/documents/{id}",
+                get(|Path(id): Path<String>| async move { id }),
+            );
+        let request = axum::extract::Request::get(path)
+            .body(Body::empty())
+            .unwrap();
+        accept_trailing_slashes(router)
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn routes_answer_with_and_without_a_trailing_slash() {
+        for path in ["/documents", "/documents/", "/documents/7", "/documents/7/"] {
+            assert_eq!(status_through_slashes(path).await, 200, "{path}");
+        }
+        assert_eq!(status_through_slashes("/documents/7/x").await, 404);
     }
 
     #[test]

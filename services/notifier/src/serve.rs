@@ -40,11 +40,11 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         };
         let _ = socket.set_nodelay(true);
         let kill = force.child_token();
-        let service = TowerToHyperService::new(
+        let service = TowerToHyperService::new(web::accept_trailing_slashes(
             router
                 .clone()
                 .layer(axum::Extension(ConnectionKill(kill.clone()))),
-        );
+        ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());
