@@ -15,15 +15,22 @@ use crate::{paths, process, tools};
 
 pub const UI_PORT: u16 = platform::observability::JAEGER_QUERY_PORT;
 const OTLP_HTTP_PORT: u16 = platform::observability::OTLP_HTTP_PORT;
-/// Every port the all-in-one configuration listens on (14268 and 9411 are its Jaeger and
-/// Zipkin receivers, which the platform does not use but which must be free).
+/// Every port `observability/jaeger/config.yaml` listens on: OTLP in, the query UI and its
+/// gRPC API, the health check.
 const PORTS: [u16; 5] = [
     platform::observability::OTLP_GRPC_PORT,
     OTLP_HTTP_PORT,
     UI_PORT,
-    14268,
-    9411,
+    QUERY_GRPC_PORT,
+    HEALTH_PORT,
 ];
+const QUERY_GRPC_PORT: u16 = 16685;
+const HEALTH_PORT: u16 = 13133;
+
+/// The configuration Jaeger runs with (loopback only, a bounded in-memory store).
+fn config_path() -> PathBuf {
+    paths::root().join("observability/jaeger/config.yaml")
+}
 
 /// Jaeger, pinned in `observability/jaeger/go.mod`.
 const JAEGER: tools::GoTool = tools::GoTool {
@@ -73,7 +80,11 @@ pub fn start() -> Result<String> {
             );
         }
     }
-    let mut child = process::spawn_detached("Jaeger", &log_path(), Command::new(binary()))?;
+    let mut child = process::spawn_detached("Jaeger", &log_path(), {
+        let mut jaeger = Command::new(binary());
+        jaeger.arg("--config").arg(config_path());
+        jaeger
+    })?;
     let started = Instant::now();
     while super::services::probe(UI_PORT, "/").is_err()
         || std::net::TcpStream::connect(("127.0.0.1", OTLP_HTTP_PORT)).is_err()
@@ -112,4 +123,27 @@ pub fn stop() -> Result<()> {
         Duration::from_secs(10),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed configuration listens on loopback, on exactly the ports xtask checks
+    /// and the services export to, and bounds the in-memory store.
+    #[test]
+    fn the_jaeger_configuration_uses_the_platform_ports_and_bounds_memory() {
+        let text = std::fs::read_to_string(config_path()).unwrap();
+        let mut listened: Vec<u16> = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("endpoint: 127.0.0.1:"))
+            .map(|port| port.parse().unwrap())
+            .collect();
+        listened.sort_unstable();
+        let mut expected = PORTS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(listened, expected);
+        assert!(!text.contains("0.0.0.0"), "loopback only");
+        assert!(text.contains("max_traces: 10000"), "a bounded store");
+    }
 }
