@@ -4,12 +4,13 @@
 import "./style.css";
 import { call, describe, gatewayBase, MIME, type Exchange } from "./api";
 import { diagram, light } from "./flow";
+import { traceUiBase } from "./links";
 import { StreamClient, type DocumentEvent, type Status } from "./stream";
 
 const base = gatewayBase(window.location);
 const params = new URLSearchParams(window.location.search);
-/** Where trace ids link to: `?jaeger=URL`, else the local Jaeger. */
-const jaeger = (params.get("jaeger") ?? "http://127.0.0.1:16686").replace(/\/$/, "");
+/** Where trace ids link to: `?jaeger=URL` (http or https only), else the local Jaeger. */
+const jaeger = traceUiBase(params.get("jaeger"));
 
 const $ = <T extends Element = HTMLElement>(selector: string) => document.querySelector(selector) as T;
 
