@@ -1,5 +1,5 @@
 //! `GET /documents/{id}`: the document as JSON, 404 with an empty body when there is
-//! none, 503 when Cassandra does not answer.
+//! none, 503 when Cassandra does not answer, 500 when a stored row cannot be decoded.
 
 use std::time::Duration;
 
@@ -9,8 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use events::mime;
-use store::DocumentReader;
+use events::{ProblemKind, mime};
+use store::{DocumentReader, StoreError};
+use uuid::Uuid;
 use web::ApiError;
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -37,12 +38,26 @@ async fn read(
         )
             .into_response()),
         Ok(None) => Ok(StatusCode::NOT_FOUND.into_response()),
-        Err(error) => {
-            tracing::warn!(%error, document = %id, "read failed");
-            Err(ApiError::unavailable(
-                format!("the read model did not answer: {error}"),
-                RETRY_AFTER,
-            ))
-        }
+        Err(error) => Err(read_failed(&error, id)),
     }
+}
+
+/// A failed read, answered without the driver's words: they are logged with the trace id,
+/// and the body names that id, so an operator finds the cause and a client learns nothing
+/// of the inside. A row that cannot be decoded is our fault (500, retrying cannot help);
+/// anything else is Cassandra not answering (503, retry later).
+fn read_failed(error: &StoreError, id: Uuid) -> ApiError {
+    let trace = telemetry::current_trace_id();
+    if let StoreError::Decode { .. } = error {
+        tracing::error!(%error, document = %id, "a stored document cannot be decoded");
+        return ApiError::new(
+            ProblemKind::Internal,
+            format!("the stored document cannot be read; the fault is logged under trace {trace}"),
+        );
+    }
+    tracing::warn!(%error, document = %id, "read failed");
+    ApiError::unavailable(
+        format!("the read model did not answer in time; try again (trace {trace})"),
+        RETRY_AFTER,
+    )
 }

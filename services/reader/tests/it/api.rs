@@ -127,3 +127,73 @@ async fn the_reader_does_not_create_the_schema() {
         .rows_num();
     assert_eq!(keyspaces, 0, "the reader created keyspace {absent}");
 }
+
+/// The trace id a problem body names, checked to be a real one.
+fn named_trace(detail: &str) -> String {
+    let trace = detail
+        .rsplit("trace ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned();
+    assert!(
+        trace.len() == 32
+            && trace.chars().all(|c| c.is_ascii_hexdigit())
+            && trace.chars().any(|c| c != '0'),
+        "no trace id in {detail:?}"
+    );
+    trace
+}
+
+/// A row the reader cannot decode (here: a table whose `author` is an int) is the
+/// service's fault: 500, not a 503 that clients would retry forever, and the body names
+/// the trace under which the driver's error is logged instead of carrying its words.
+#[tokio::test]
+async fn an_undecodable_row_is_500_without_internal_words() {
+    let infra = testkit::infra();
+    let session = store::connect(&infra.contact_points, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let keyspace = format!("undecodable_{}", Uuid::new_v4().simple());
+    for statement in [
+        format!(
+            "CREATE KEYSPACE {keyspace} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+        format!("CREATE TABLE {keyspace}.documents (id uuid PRIMARY KEY, author int, text text)"),
+    ] {
+        session.query_unpaged(statement, ()).await.unwrap();
+    }
+    let id = Uuid::new_v4();
+    session
+        .query_unpaged(
+            format!("INSERT INTO {keyspace}.documents (id, author) VALUES (?, 7)"),
+            (id,),
+        )
+        .await
+        .unwrap();
+    let app = Application::build(Config::for_tests(&infra.contact_points, &keyspace))
+        .await
+        .expect("reader starts");
+    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
+
+    let response = testkit::http()
+        .get(format!("{}/documents/{id}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!response.headers().contains_key("retry-after"));
+    assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+    let problem: serde_json::Value = response.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("Int") && !detail.contains("int") && !detail.contains("deserializ"),
+        "driver words in {detail:?}"
+    );
+    named_trace(detail);
+    session
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .unwrap();
+}

@@ -30,6 +30,11 @@ async fn outage_cassandra_hung_gives_503_then_recovers() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+    let detail = response.text().await.unwrap();
+    assert!(
+        detail.contains("did not answer in time") && !detail.contains("Cassandra refused"),
+        "the driver's words reached the client: {detail}"
+    );
     let ready = testkit::http()
         .get(format!("{base}/readyz"))
         .send()
