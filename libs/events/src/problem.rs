@@ -20,6 +20,10 @@ pub enum ProblemKind {
     Unavailable,
     /// Too many concurrent streams.
     TooManyRequests,
+    /// No route has this path.
+    NotFound,
+    /// The path exists, the method does not.
+    MethodNotAllowed,
     /// A bug on our side.
     Internal,
 }
@@ -35,6 +39,8 @@ impl ProblemKind {
             Self::InvalidParameter => 400,
             Self::Unavailable => 503,
             Self::TooManyRequests => 429,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::Internal => 500,
         }
     }
@@ -48,6 +54,8 @@ impl ProblemKind {
             Self::InvalidParameter => "invalid-parameter",
             Self::Unavailable => "unavailable",
             Self::TooManyRequests => "too-many-requests",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
             Self::Internal => "internal",
         }
     }
@@ -61,6 +69,8 @@ impl ProblemKind {
             Self::InvalidParameter => "Invalid parameter",
             Self::Unavailable => "Service unavailable",
             Self::TooManyRequests => "Too many requests",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::Internal => "Internal error",
         }
     }

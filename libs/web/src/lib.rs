@@ -90,7 +90,9 @@ impl Shell {
     pub fn router(api: Router, ready: ReadinessCheck) -> Router {
         telemetry::http::instrument(
             api.merge(health_routes(ready))
-                .merge(telemetry::http::metrics_route()),
+                .merge(telemetry::http::metrics_route())
+                .fallback(no_such_route)
+                .method_not_allowed_fallback(no_such_method),
         )
     }
 
@@ -109,6 +111,23 @@ impl Shell {
     pub fn into_listener(self) -> TcpListener {
         self.listener
     }
+}
+
+/// A path no route has: a problem body, as every other error (a document the reader does
+/// not hold is its route's own empty 404, as the contract says).
+async fn no_such_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ProblemKind::NotFound,
+        format!("no route {}; see the API description in README", uri.path()),
+    )
+}
+
+/// A known path asked with a method it does not serve.
+async fn no_such_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ProblemKind::MethodNotAllowed,
+        format!("{} does not answer {method}", uri.path()),
+    )
 }
 
 /// An error answered as an RFC 9457 problem; 503s carry `Retry-After`.
@@ -362,6 +381,30 @@ mod tests {
             assert_eq!(status_through_slashes(path).await, 200, "{path}");
         }
         assert_eq!(status_through_slashes("/documents/7/x").await, 404);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_get_problem_bodies() {
+        use tower::ServiceExt as _;
+        let api = Router::new().route("/documents", axum::routing::post(|| async { "made" }));
+        let ready: ReadinessCheck = readiness(|| async { Ok(()) });
+        let router = Shell::router(api, ready);
+        let call = |method: &str, path: &str| {
+            let request = axum::extract::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            router.clone().oneshot(request)
+        };
+        let missing = call("GET", "/nothing").await.unwrap();
+        assert_eq!(missing.status(), 404);
+        assert_eq!(missing.headers()["content-type"], mime::PROBLEM);
+        let wrong = call("GET", "/documents").await.unwrap();
+        assert_eq!(wrong.status(), 405);
+        assert_eq!(wrong.headers()["content-type"], mime::PROBLEM);
+        assert_eq!(wrong.headers()["allow"], "POST");
+        assert_eq!(call("POST", "/documents").await.unwrap().status(), 200);
     }
 
     #[test]
