@@ -30,10 +30,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 pub use prometheus::install as install_metrics;
 
@@ -66,6 +66,10 @@ impl Drop for Guard {
         let _ = self.provider.shutdown();
     }
 }
+
+/// The variable that chooses which spans are traced (an `EnvFilter` directive such as
+/// `info` or `persister=debug`), independently of `RUST_LOG`, which chooses the logs.
+pub const TRACES_FILTER_VARIABLE: &str = "TRACES_FILTER";
 
 /// Sets up logs, traces and metrics for `service`, writing logs to stderr. Call once,
 /// first thing in `main`, inside the Tokio runtime (the gRPC exporter needs it).
@@ -109,14 +113,23 @@ where
     let provider = tracer_provider(service, exporter);
     opentelemetry::global::set_tracer_provider(provider.clone());
     let tracer = provider.tracer(service);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs and traces are filtered apart: with one filter, `RUST_LOG=warn` dropped the
+    // info-level spans too, so traces lost their spans and events carried an all-zero
+    // traceId. Logs follow `RUST_LOG`, spans `TRACES_FILTER` (both default to info).
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let trace_filter =
+        EnvFilter::try_from_env(TRACES_FILTER_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info"));
     let registered = tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(trace_filter),
+        )
         .with(
             tracing_subscriber::fmt::layer()
                 .event_format(logs::JsonWithTrace)
-                .with_writer(writer),
+                .with_writer(writer)
+                .with_filter(log_filter),
         )
         .try_init();
     if registered.is_err() {

@@ -4,5 +4,5 @@ mod common;
 
 #[test]
 fn spans_are_exported_over_grpc() {
-    common::export_one_span("grpc");
+    common::export_one_span("grpc", None);
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use testkit::otlp::OtlpReceiver;
 
-pub fn export_one_span(protocol: &str) {
+/// `log_filter`, when given, is set as `RUST_LOG`: logs that quiet must not cost traces.
+pub fn export_one_span(protocol: &str, log_filter: Option<&str>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let receiver = if protocol == "grpc" {
@@ -21,6 +22,9 @@ pub fn export_one_span(protocol: &str) {
             std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint);
             std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
             std::env::set_var("OTEL_SERVICE_NAME", "export-test");
+            if let Some(filter) = log_filter {
+                std::env::set_var("RUST_LOG", filter);
+            }
         }
         let guard = telemetry::init("ignored-when-otel-service-name-is-set");
         let trace_id = {
@@ -28,6 +32,7 @@ pub fn export_one_span(protocol: &str) {
             let _entered = span.enter();
             telemetry::current_trace_id()
         };
+        assert_ne!(trace_id, "0".repeat(32), "the info span was not traced");
         let spans = testkit::eventually("the span to arrive", Duration::from_secs(20), || {
             guard.flush();
             let spans = receiver.trace(&trace_id);
