@@ -241,13 +241,37 @@ pub fn document_id(segment: &str) -> Result<Uuid, ApiError> {
 pub type ReadinessCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
-/// A readiness check from an async closure, without the boxing at every call site.
+/// How long one answer of a readiness check serves every `/readyz` that follows. Probes
+/// ask every few seconds, so this never delays them; a flood of requests meets at most
+/// two checks a second instead of one round trip to Kafka or Cassandra each.
+pub const READINESS_REUSED_FOR: Duration = Duration::from_millis(500);
+
+/// A readiness check from an async closure, without the boxing at every call site. One
+/// check runs at a time; callers that arrive meanwhile wait for its answer, and an answer
+/// is reused for [`READINESS_REUSED_FOR`].
 pub fn readiness<F, Fut>(check: F) -> ReadinessCheck
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    Arc::new(move || Box::pin(check()))
+    type Answer = Option<(std::time::Instant, Result<(), String>)>;
+    let last: Arc<tokio::sync::Mutex<Answer>> = Arc::default();
+    let check = Arc::new(check);
+    Arc::new(move || {
+        let last = Arc::clone(&last);
+        let check = Arc::clone(&check);
+        Box::pin(async move {
+            let mut last = last.lock().await;
+            if let Some((at, answer)) = last.as_ref()
+                && at.elapsed() < READINESS_REUSED_FOR
+            {
+                return answer.clone();
+            }
+            let answer = check().await;
+            *last = Some((std::time::Instant::now(), answer.clone()));
+            answer
+        })
+    })
 }
 
 /// `/healthz` (the process answers) and `/readyz` (its dependencies answer too).
@@ -405,6 +429,35 @@ mod tests {
         assert_eq!(wrong.headers()["content-type"], mime::PROBLEM);
         assert_eq!(wrong.headers()["allow"], "POST");
         assert_eq!(call("POST", "/documents").await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_readiness_requests_meets_one_check() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let checks = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&checks);
+        let ready = readiness(move || {
+            let counted = Arc::clone(&counted);
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err("kafka: no answer".to_owned())
+            }
+        });
+        let answers = futures::future::join_all((0..100).map(|_| ready())).await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a == &Err("kafka: no answer".to_owned()))
+        );
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(READINESS_REUSED_FOR).await;
+        let _ = ready().await;
+        assert_eq!(
+            checks.load(Ordering::SeqCst),
+            2,
+            "a stale answer was reused"
+        );
     }
 
     #[test]
