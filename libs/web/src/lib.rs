@@ -26,14 +26,17 @@ use uuid::Uuid;
 /// The largest command body accepted (413 above it).
 pub const MAX_BODY_BYTES: usize = events::MAX_COMMAND_BYTES;
 
-/// Every interface: what a container must listen on.
-pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// Loopback: a binary started by hand is not reachable from the network until asked to
+/// be. Container images set `HTTP_HOST=0.0.0.0` (deployment/images/Containerfile), as a
+/// container must listen on its pod's or host's interface.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 /// HTTP settings of a service whose port is `PORT` unless configured; services name their
 /// port from the table in `libs/platform` (`HttpArgs<{ platform::PRODUCER.port }>`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs<const PORT: u16> {
-    /// Address to listen on; 0.0.0.0 serves every interface (as a container must).
+    /// Address to listen on; 0.0.0.0 serves every interface (as a container must; the
+    /// images set it).
     #[arg(long = "http-host", env = "HTTP_HOST", default_value = DEFAULT_HOST)]
     pub host: String,
     /// Port to listen on; 0 picks a free one (tests do).

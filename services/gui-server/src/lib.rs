@@ -18,8 +18,9 @@ use platform::gateway::{GUI_PORT, GUI_PREFIX};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gui-server", about = "Serves the built GUI under /gui/")]
 pub struct Config {
-    /// Address to listen on; 0.0.0.0 serves every interface (as a container must).
-    #[arg(long = "http-host", env = "HTTP_HOST", default_value = "0.0.0.0")]
+    /// Address to listen on; 0.0.0.0 serves every interface (as a container must; the
+    /// image sets it).
+    #[arg(long = "http-host", env = "HTTP_HOST", default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on.
     #[arg(long = "http-port", env = "HTTP_PORT", default_value_t = GUI_PORT)]

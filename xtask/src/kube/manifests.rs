@@ -188,9 +188,18 @@ pub fn image(name: &str) -> String {
     format!("kafka-cqrs/{name}")
 }
 
+/// Where a program listens: every interface of its pod (the programs default to loopback;
+/// the images set the same, and the manifests say it where a reader looks), on `port`.
+fn http_env(port: u16) -> Vec<(String, String)> {
+    vec![
+        ("HTTP_HOST".to_owned(), "0.0.0.0".to_owned()),
+        ("HTTP_PORT".to_owned(), port.to_string()),
+    ]
+}
+
 /// The environment of a service: where its servers are, its port and its telemetry.
 pub fn service_env(service: &Service) -> Vec<(String, String)> {
-    let mut env = vec![("HTTP_PORT".to_owned(), service.port.to_string())];
+    let mut env = http_env(service.port);
     if uses_kafka(service.role) {
         env.push((
             "KAFKA_BOOTSTRAP_SERVERS".to_owned(),
@@ -343,7 +352,7 @@ fn services() -> Vec<Value> {
         port: gateway::GUI_PORT,
         liveness: "/healthz",
         readiness: "/readyz",
-        env: vec![("HTTP_PORT".to_owned(), gateway::GUI_PORT.to_string())],
+        env: http_env(gateway::GUI_PORT),
         resources: json!({
             "requests": { "cpu": "10m", "memory": "16Mi" },
             "limits": { "cpu": "200m", "memory": "64Mi" },
