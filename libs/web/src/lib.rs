@@ -4,19 +4,22 @@
 //! bodies checked against the contract (`command_body`) and the shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Router, ServiceExt};
 use bytes::Bytes;
 use events::{Problem, ProblemKind, mime};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -332,22 +335,61 @@ pub fn accept_trailing_slashes(router: Router) -> NormalizePath<Router> {
     NormalizePath::trim_trailing_slash(router)
 }
 
+/// How long a client may take to send a request's headers before its connection is
+/// closed: a client that opens connections and sends nothing, or a byte a minute, would
+/// otherwise hold each of them for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection settings every service serves HTTP/1.1 and HTTP/2 with (the notifier's
+/// own connection loop too): a timer, so that the header-read timeout applies.
+pub fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets requests in
-/// flight finish.
+/// flight finish (idle connections are closed at once).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let service = accept_trailing_slashes(router);
-    axum::serve(
-        listener,
-        ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
-            service,
-        ),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    let builder = connection_builder();
+    let graceful = GracefulShutdown::new();
+    loop {
+        let socket = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let connection = builder
+            .serve_connection_with_upgrades(
+                TokioIo::new(socket),
+                TowerToHyperService::new(service.clone()),
+            )
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that hangs up or breaks the protocol ends only its connection.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -461,6 +503,46 @@ mod tests {
             2,
             "a stale answer was reused"
         );
+    }
+
+    /// A client that sends part of its headers and then nothing has its connection closed
+    /// after the header-read timeout (time is paused: tokio moves it on while both sides
+    /// wait, so the test takes no 10 s), while a whole request is answered.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let api = Router::new().route("/x", get(|| async { "x" }));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, api, shutdown.clone()));
+
+        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n")
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(HEADER_READ_TIMEOUT * 2, slow.read_to_end(&mut answer))
+            .await
+            .expect("the connection is still open after twice the header-read timeout");
+        assert!(read.is_ok() && answer.is_empty(), "{read:?} {answer:?}");
+        assert!(
+            started.elapsed() >= HEADER_READ_TIMEOUT,
+            "{:?}",
+            started.elapsed()
+        );
+
+        let mut whole = tokio::net::TcpStream::connect(address).await.unwrap();
+        whole
+            .write_all(b"GET /x/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        whole.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
     }
 
     #[test]

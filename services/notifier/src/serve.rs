@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -47,7 +46,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = web::connection_builder();
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
             tokio::pin!(connection);
             tokio::select! {
