@@ -31,3 +31,16 @@ pub async fn check_gateway(client: &reqwest::Client) -> String {
     }
     base
 }
+
+/// Where a service answers directly, not through the gateway: for what the gateway does
+/// not route (metrics, readiness). `CQRS_<NAME>_URL` (e.g. `CQRS_PERSISTER_URL`) names it
+/// for a remote deployment; otherwise the local port of `cargo xtask up`.
+pub fn service_url(service: &platform::Service) -> String {
+    let variable = format!("CQRS_{}_URL", service.name.to_uppercase());
+    std::env::var(&variable)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", service.port))
+        .trim_end_matches('/')
+        .to_owned()
+}

@@ -58,16 +58,65 @@ async fn the_error_table_holds_through_the_gateway() {
     assert_eq!(missing.text().await.unwrap(), "");
 }
 
+/// Public through the gateway: the API and `/healthz`. Metrics and readiness are for
+/// Prometheus and the probes, which reach each service directly: the gateway answers 404
+/// with a problem body, with or without a trailing slash.
 #[tokio::test]
-async fn every_service_is_ready_behind_the_gateway() {
+async fn only_public_paths_are_routed() {
     let client = testkit::http();
     let base = e2e::check_gateway(&client).await;
-    for service in ["producer", "reader", "notifier"] {
-        let response = client
-            .get(format!("{base}/{service}/readyz"))
+    for service in platform::SERVICES {
+        let Some(route) = service.route else { continue };
+        let prefix = format!("{base}{}", route.prefix);
+        let health = client
+            .get(format!("{prefix}{}", service.liveness_path))
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "{service} is not ready");
+        assert_eq!(health.status(), StatusCode::OK, "{} /healthz", service.name);
+        for path in [service.metrics_path, service.readiness_path] {
+            for url in [format!("{prefix}{path}"), format!("{prefix}{path}/")] {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
+                assert_eq!(response.headers()["content-type"], mime::PROBLEM, "{url}");
+            }
+        }
+        // Still served to whoever reaches the service itself.
+        let direct = client
+            .get(format!(
+                "{}{}",
+                e2e::service_url(service),
+                service.metrics_path
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(direct.status(), StatusCode::OK, "{} metrics", service.name);
     }
+}
+
+/// A body well over the command limit stops at the gateway, answered as a problem; a
+/// body just over it still reaches the producer, whose 413 says so (the error table).
+#[tokio::test]
+async fn the_gateway_stops_large_bodies() {
+    let client = testkit::http();
+    let base = e2e::check_gateway(&client).await;
+    let body = format!(
+        r#"{{"text":"{}"}}"#,
+        "x".repeat(platform::gateway::MAX_BODY_KIB as usize * 1024 * 2)
+    );
+    let response = client
+        .post(format!("{base}/producer/documents"))
+        .header("content-type", mime::CREATE_DOCUMENT)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+    let detail = response.json::<events::Problem>().await.unwrap().detail;
+    assert!(
+        detail.contains("gateway"),
+        "not the gateway's refusal: {detail}"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod dashboards;
+mod limits;
 mod metrics;
 mod scenario;
 mod traces;

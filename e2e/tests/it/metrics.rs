@@ -72,12 +72,14 @@ async fn every_service_serves_its_contract_families() {
     testkit::eventually("the document", DEADLINE, || api.read_document(id)).await;
     api.delete(id).await;
 
-    let persister = std::env::var("CQRS_PERSISTER_URL")
-        .unwrap_or_else(|_| format!("http://127.0.0.1:{}", platform::PERSISTER.port));
+    // Metrics are not routed through the gateway: Prometheus reaches each service directly.
+    let metrics = |service: &platform::Service| {
+        format!("{}{}", e2e::service_url(service), service.metrics_path)
+    };
     let services = [
         (
             "producer",
-            format!("{base}/producer/metrics"),
+            metrics(&platform::PRODUCER),
             vec![
                 names::HTTP_SERVER_REQUEST_DURATION,
                 names::KAFKA_PRODUCE_DURATION,
@@ -85,7 +87,7 @@ async fn every_service_serves_its_contract_families() {
         ),
         (
             "reader",
-            format!("{base}/reader/metrics"),
+            metrics(&platform::READER),
             vec![
                 names::HTTP_SERVER_REQUEST_DURATION,
                 names::CASSANDRA_QUERY_DURATION,
@@ -93,7 +95,7 @@ async fn every_service_serves_its_contract_families() {
         ),
         (
             "notifier",
-            format!("{base}/notifier/metrics"),
+            metrics(&platform::NOTIFIER),
             vec![
                 names::HTTP_SERVER_REQUEST_DURATION,
                 names::KAFKA_MESSAGES_CONSUMED,
@@ -105,7 +107,7 @@ async fn every_service_serves_its_contract_families() {
         ),
         (
             "persister",
-            format!("{persister}/metrics"),
+            metrics(&platform::PERSISTER),
             vec![
                 names::HTTP_SERVER_REQUEST_DURATION,
                 names::KAFKA_MESSAGES_CONSUMED,

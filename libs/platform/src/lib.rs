@@ -134,6 +134,16 @@ pub mod gateway {
     pub const GUI_NAME: &str = "gui";
     /// The GUI's port in a cluster (a static file server in its own image).
     pub const GUI_PORT: u16 = 8085;
+    /// The largest request body the gateway passes on: the services' 64 KiB command limit
+    /// with headroom, so that a body just over it still gets the producer's own 413.
+    pub const MAX_BODY_KIB: u32 = 80;
+    /// Streams one client address may hold open through the gateway, so that one client
+    /// cannot take every connection of the gateway (the bench opens 1,000 from one address).
+    pub const STREAMS_PER_CLIENT: u32 = 2000;
+    /// The local gateway's connections per worker: every stream takes two (the client's
+    /// and the one to the notifier), so this leaves room for other routes when one
+    /// client holds its [`STREAMS_PER_CLIENT`].
+    pub const LOCAL_WORKER_CONNECTIONS: u32 = 8192;
 }
 
 /// Kafka: where it listens locally and the names of the contract.

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use events::{Problem, ProblemKind};
 use platform::{SERVICES, gateway};
 
 use super::HEADER_NOTE;
@@ -34,6 +35,13 @@ pub fn nginx_conf() -> String {
             service.name
         );
         if route.streaming {
+            let _ = writeln!(
+                locations,
+                "            limit_conn streams_per_client {};",
+                gateway::STREAMS_PER_CLIENT
+            );
+        }
+        if route.streaming {
             locations.push_str(
                 "            proxy_buffering off;\n            proxy_cache off;\n            \
                  gzip off;\n            proxy_read_timeout 24h;\n            proxy_send_timeout 24h;\n",
@@ -41,6 +49,36 @@ pub fn nginx_conf() -> String {
         }
         let _ = writeln!(locations, "        }}");
     }
+    let prefixes: Vec<&str> = SERVICES
+        .iter()
+        .filter_map(|s| s.route.map(|r| r.prefix.trim_start_matches('/')))
+        .collect();
+    let mut internal: Vec<&str> = SERVICES
+        .iter()
+        .flat_map(|s| [s.metrics_path, s.readiness_path])
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    internal.sort_unstable();
+    internal.dedup();
+    let not_public = problem(
+        ProblemKind::NotFound,
+        "metrics and readiness are not public; Prometheus and the probes reach each service directly",
+    );
+    let too_large = problem(
+        ProblemKind::PayloadTooLarge,
+        &format!(
+            "the gateway passes bodies of at most {} KiB; a command is at most {} KiB",
+            gateway::MAX_BODY_KIB,
+            events::MAX_COMMAND_BYTES / 1024
+        ),
+    );
+    let too_many = problem(
+        ProblemKind::TooManyRequests,
+        &format!(
+            "this address holds {} streams through the gateway already; close one first",
+            gateway::STREAMS_PER_CLIENT
+        ),
+    );
     format!(
         r#"# The local gateway on port {port}: the same routes as the Kubernetes ingress, each prefix
 # stripped before the request reaches its service. `cargo xtask up` fills in the @...@
@@ -49,12 +87,14 @@ pub fn nginx_conf() -> String {
 # {HEADER_NOTE}
 
 worker_processes 1;
+# A descriptor for every connection: a stream takes two (the client's, the notifier's).
+worker_rlimit_nofile {descriptors};
 pid @PREFIX@/nginx.pid;
 error_log @PREFIX@/logs/error.log warn;
 daemon off;
 
 events {{
-    worker_connections 4096;
+    worker_connections {connections};
 }}
 
 http {{
@@ -69,9 +109,14 @@ http {{
     scgi_temp_path @PREFIX@/tmp/scgi;
 
     # Commands are at most 64 KiB (the producer answers 413 beyond): keep them in memory,
-    # and let a slightly larger body reach the producer so that the 413 is its problem body.
-    client_max_body_size 1m;
-    client_body_buffer_size 1m;
+    # let a slightly larger body reach the producer so that the 413 is its own, and stop
+    # anything larger here.
+    client_max_body_size {body_kib}k;
+    client_body_buffer_size {body_kib}k;
+
+    # One client address holds at most STREAMS_PER_CLIENT streams (the notifier's route).
+    limit_conn_zone $binary_remote_addr zone=streams_per_client:1m;
+    limit_conn_status 429;
 
     # Keep-alive connections to the services.
     proxy_http_version 1.1;
@@ -94,6 +139,25 @@ http {{
         location = / {{
             return 302 {gui}/;
         }}
+
+        # The gateway's own refusals are problem bodies, as the services' are.
+        error_page 413 @body_too_large;
+        error_page 429 @too_many_streams;
+        location @body_too_large {{
+            default_type application/problem+json;
+            return 413 '{too_large}';
+        }}
+        location @too_many_streams {{
+            default_type application/problem+json;
+            return 429 '{too_many}';
+        }}
+
+        # Metrics and readiness are for Prometheus and the probes, which reach each service
+        # directly: not routed (a regex location wins over the prefixes below).
+        location ~ ^/({prefixes})/({internal})/?$ {{
+            default_type application/problem+json;
+            return 404 '{not_public}';
+        }}
 {locations}
         location {gui}/ {{
             alias @GUI_DIR@/;
@@ -104,5 +168,17 @@ http {{
 "#,
         port = gateway::LOCAL_PORT,
         gui = gateway::GUI_PREFIX,
+        connections = gateway::LOCAL_WORKER_CONNECTIONS,
+        descriptors = 2 * gateway::LOCAL_WORKER_CONNECTIONS,
+        body_kib = gateway::MAX_BODY_KIB,
+        prefixes = prefixes.join("|"),
+        internal = internal.join("|"),
     )
+}
+
+/// A problem body as the services write it, for nginx's single-quoted `return` text.
+fn problem(kind: ProblemKind, detail: &str) -> String {
+    let json = String::from_utf8(Problem::new(kind, detail).to_json()).expect("JSON is UTF-8");
+    assert!(!json.contains('\''), "nginx quotes it with '");
+    json
 }

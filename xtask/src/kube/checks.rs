@@ -680,7 +680,9 @@ pub fn ingress_routes(objects: &[Value]) -> (BTreeSet<Route>, Vec<String>) {
             for path in rule["http"]["paths"].as_array().into_iter().flatten() {
                 let raw = path["path"].as_str().unwrap_or_default();
                 let backend = &path["backend"]["service"];
-                let (prefix, stripped) = match raw.strip_suffix("(/|$)(.*)") {
+                let (prefix, stripped) = match raw
+                    .strip_suffix(&super::manifests::stripped_suffix())
+                {
                     Some(prefix) => {
                         if rewrite != Some("/$2") || annotation("use-regex") != Some("true") {
                             problems.push(format!(

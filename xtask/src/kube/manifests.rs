@@ -364,7 +364,21 @@ fn services() -> Vec<Value> {
 /// The ingress-nginx annotations of a route whose prefix is stripped: the path is a regex
 /// whose second group is what the service sees, as the local gateway's `proxy_pass .../`.
 fn stripped_path(prefix: &str) -> String {
-    format!("{prefix}(/|$)(.*)")
+    format!("{prefix}{}", stripped_suffix())
+}
+
+/// What follows the prefix in a stripped route's path: the separator, a look-ahead that
+/// leaves the services' metrics and readiness paths unrouted (Prometheus and the probes
+/// reach the Pods directly; the local gateway refuses them the same way), and the rest.
+pub fn stripped_suffix() -> String {
+    let mut internal: Vec<&str> = platform::SERVICES
+        .iter()
+        .flat_map(|s| [s.metrics_path, s.readiness_path])
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    internal.sort_unstable();
+    internal.dedup();
+    format!("(/|$)(?!(?:{})/?$)(.*)", internal.join("|"))
 }
 
 /// One Ingress per route, since ingress-nginx annotations apply to a whole Ingress and the
@@ -400,9 +414,12 @@ fn ingresses() -> Vec<Value> {
             "nginx.ingress.kubernetes.io/x-forwarded-prefix": route.prefix,
             // Commands are at most 64 KiB; a slightly larger body still reaches the
             // producer so that its 413 is the answer, as behind the local gateway.
-            "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+            "nginx.ingress.kubernetes.io/proxy-body-size": format!("{}k", gateway::MAX_BODY_KIB),
         });
         if route.streaming {
+            // As the local gateway's limit_conn: one address cannot hold every connection.
+            annotations["nginx.ingress.kubernetes.io/limit-connections"] =
+                json!(gateway::STREAMS_PER_CLIENT.to_string());
             // Server-Sent Events: every event goes out as it comes, and a stream may stay
             // open for hours (the notifier sends keep-alive comments in between).
             for (key, value) in [
