@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::Redirect;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{Redirect, Response};
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
-use platform::gateway::{GUI_PORT, GUI_PREFIX};
+use platform::gateway::{GUI_HEADERS, GUI_PORT, GUI_PREFIX};
 
 /// The server's settings, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -30,6 +30,18 @@ pub struct Config {
     pub dir: PathBuf,
 }
 
+/// Adds the headers a page needs (`platform::gateway::GUI_HEADERS`, the same the local
+/// gateway adds) to each answer with the GUI's files.
+async fn page_headers(mut response: Response) -> Response {
+    for (name, value) in GUI_HEADERS {
+        response.headers_mut().insert(
+            HeaderName::from_bytes(name.as_bytes()).expect("a valid header name"),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
+}
+
 /// The routes: the files under the GUI prefix, a redirect from the bare prefix (the
 /// GUI's asset URLs are relative, so the trailing slash matters), and the probes.
 pub fn router(dir: &Path) -> Router {
@@ -43,7 +55,11 @@ pub fn router(dir: &Path) -> Router {
                 async move { Redirect::permanent(&to) }
             }),
         )
-        .nest_service(&format!("{GUI_PREFIX}/"), ServeDir::new(dir))
+        .merge(
+            Router::new()
+                .nest_service(&format!("{GUI_PREFIX}/"), ServeDir::new(dir))
+                .layer(axum::middleware::map_response(page_headers)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         // Ready once there is something to serve: an image built without the GUI's
         // files must not receive traffic.

@@ -38,6 +38,9 @@ async fn serves_the_built_files_under_the_gui_prefix() {
 
     let index = http.get(format!("{base}/gui/")).send().await.unwrap();
     assert_eq!(index.status(), StatusCode::OK);
+    for (name, value) in platform::gateway::GUI_HEADERS {
+        assert_eq!(index.headers()[name], value, "{name}");
+    }
     assert_eq!(index.text().await.unwrap(), "<title>kafka-cqrs</title>");
 
     let script = http

@@ -16,6 +16,7 @@ const WAIT = 30_000;
 
 let browser;
 let page;
+let pageHeaders;
 const problems = [];
 
 before(async () => {
@@ -41,7 +42,15 @@ before(async () => {
     }
   });
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  await page.goto(`${gateway}/gui/`);
+  // Anything the page's Content-Security-Policy blocks is a problem too.
+  await page.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (event) =>
+      window.__violations.push(`${event.violatedDirective} blocked ${event.blockedURI}`),
+    );
+  });
+  const opened = await page.goto(`${gateway}/gui/`);
+  pageHeaders = opened.headers();
   await page.getByTestId("status").filter({ hasText: /^open/ }).waitFor({ timeout: WAIT });
 });
 
@@ -164,6 +173,16 @@ test("usable at phone width and by keyboard, with no console errors", async () =
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 400, `the page scrolls sideways at phone width (${width}px)`);
   assert.deepEqual(problems, []);
+});
+
+test("served with a strict content security policy that nothing on the page breaks", async () => {
+  const policy = pageHeaders["content-security-policy"] ?? "";
+  assert.match(policy, /default-src 'self'/);
+  assert.match(policy, /frame-ancestors 'none'/);
+  assert.equal(pageHeaders["x-content-type-options"], "nosniff");
+  assert.ok(pageHeaders["referrer-policy"], "a Referrer-Policy");
+  // Every earlier test ran under the policy: nothing it did was blocked.
+  assert.deepEqual(await page.evaluate(() => window.__violations), []);
 });
 
 async function expectEventually(check, what) {

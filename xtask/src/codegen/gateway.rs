@@ -162,12 +162,16 @@ http {{
         location {gui}/ {{
             alias @GUI_DIR@/;
             index index.html;
-        }}
+{gui_headers}        }}
     }}
 }}
 "#,
         port = gateway::LOCAL_PORT,
         gui = gateway::GUI_PREFIX,
+        gui_headers = gateway::GUI_HEADERS
+            .iter()
+            .map(|(name, value)| format!("            add_header {name} \"{value}\" always;\n"))
+            .collect::<String>(),
         connections = gateway::LOCAL_WORKER_CONNECTIONS,
         descriptors = 2 * gateway::LOCAL_WORKER_CONNECTIONS,
         body_kib = gateway::MAX_BODY_KIB,
