@@ -1,6 +1,6 @@
-//! HTTP telemetry: the axum layer that gives each request a SERVER span (continuing the
-//! caller's trace from its `traceparent`) and its `http_server_request_duration_seconds`
-//! sample, and the `/metrics` route.
+//! HTTP telemetry: the axum layer that gives each request a SERVER span and its
+//! `http_server_request_duration_seconds` sample, and the `/metrics` route. A caller's
+//! `traceparent` is, by default, kept as a link of a new trace rather than continued.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TraceContextExt as _;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -20,9 +21,28 @@ use crate::names;
 /// Routes that are probed all day long: timed, but no trace of their own.
 const UNTRACED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
+/// What a request's own `traceparent` (W3C Trace Context) does to its SERVER span.
+///
+/// The services are called only from outside the platform (they talk to each other
+/// through Kafka), so each service's HTTP layer is the platform's edge. An outside
+/// caller's context is untrusted: continuing it would let anyone choose the platform's
+/// trace ids and sampling, and join our spans to traces we do not own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallerTrace {
+    /// A new trace for every request, with a link to the caller's span (the default).
+    #[default]
+    Link,
+    /// The request's span continues the caller's trace (a caller you trust, e.g. a
+    /// gateway that traces itself).
+    Continue,
+}
+
 /// Adds request spans and HTTP metrics to every route of `router`.
-pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(middleware::from_fn(track))
+pub fn instrument<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    caller_trace: CallerTrace,
+) -> Router<S> {
+    router.layer(middleware::from_fn_with_state(caller_trace, track))
 }
 
 /// `GET /metrics`: the Prometheus text format of this process's metrics.
@@ -39,7 +59,11 @@ pub fn metrics_route() -> Router {
     )
 }
 
-async fn track(request: Request, next: Next) -> Response {
+async fn track(
+    axum::extract::State(caller_trace): axum::extract::State<CallerTrace>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = method_label(request.method());
     let route = request
         .extensions()
@@ -58,7 +82,18 @@ async fn track(request: Request, next: Next) -> Response {
             "http.route" = %route,
             "http.response.status_code" = tracing::field::Empty,
         );
-        let _ = span.set_parent(extract(request.headers()));
+        let caller = extract(request.headers());
+        match caller_trace {
+            CallerTrace::Continue => {
+                let _ = span.set_parent(caller);
+            }
+            CallerTrace::Link => {
+                let caller = caller.span().span_context().clone();
+                if caller.is_valid() {
+                    span.add_link(caller);
+                }
+            }
+        }
         let response = next.run(request).instrument(span.clone()).await;
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);

@@ -32,6 +32,9 @@ pub struct ReceivedSpan {
     pub kind: String,
     pub service: String,
     pub attributes: BTreeMap<String, String>,
+    /// The spans it links to, as `trace_id:span_id`.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 type Spans = Arc<Mutex<VecDeque<ReceivedSpan>>>;
@@ -176,6 +179,11 @@ fn collect(request: ExportTraceServiceRequest, spans: &Spans) {
                         _ => "UNSPECIFIED",
                     }
                     .to_owned(),
+                    links: span
+                        .links
+                        .iter()
+                        .map(|l| format!("{}:{}", hex(&l.trace_id), hex(&l.span_id)))
+                        .collect(),
                     name: span.name,
                     service: service.clone(),
                     attributes: span

@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
+use telemetry::http::CallerTrace;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::normalize_path::NormalizePath;
@@ -45,6 +46,18 @@ pub struct HttpArgs<const PORT: u16> {
     /// Port to listen on; 0 picks a free one (tests do).
     #[arg(long = "http-port", env = "HTTP_PORT", default_value_t = PORT)]
     pub port: u16,
+    /// What a caller's `traceparent` does: `link` starts a new trace that links to it,
+    /// `continue` joins the caller's trace (only for callers you trust).
+    #[arg(long = "caller-trace", env = "HTTP_CALLER_TRACE", default_value = "link", value_parser = parse_caller_trace)]
+    pub caller_trace: CallerTrace,
+}
+
+fn parse_caller_trace(value: &str) -> Result<CallerTrace, String> {
+    match value {
+        "link" => Ok(CallerTrace::Link),
+        "continue" => Ok(CallerTrace::Continue),
+        other => Err(format!("{other:?}: use link or continue")),
+    }
 }
 
 impl<const PORT: u16> HttpArgs<PORT> {
@@ -53,6 +66,7 @@ impl<const PORT: u16> HttpArgs<PORT> {
         Self {
             host: "127.0.0.1".into(),
             port: 0,
+            caller_trace: CallerTrace::default(),
         }
     }
 
@@ -75,6 +89,7 @@ impl<const PORT: u16> HttpArgs<PORT> {
 pub struct Shell {
     listener: TcpListener,
     port: u16,
+    caller_trace: CallerTrace,
 }
 
 impl Shell {
@@ -84,7 +99,11 @@ impl Shell {
         telemetry::install_metrics();
         let listener = http.bind().await?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port })
+        Ok(Self {
+            listener,
+            port,
+            caller_trace: http.caller_trace,
+        })
     }
 
     /// The port it listens on (useful when configured with 0).
@@ -93,12 +112,13 @@ impl Shell {
     }
 
     /// The service's `api` with the shared routes, every request instrumented.
-    pub fn router(api: Router, ready: ReadinessCheck) -> Router {
+    pub fn router(&self, api: Router, ready: ReadinessCheck) -> Router {
         telemetry::http::instrument(
             api.merge(health_routes(ready))
                 .merge(telemetry::http::metrics_route())
                 .fallback(no_such_route)
                 .method_not_allowed_fallback(no_such_method),
+            self.caller_trace,
         )
     }
 
@@ -110,7 +130,8 @@ impl Shell {
         ready: ReadinessCheck,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        serve(self.listener, Self::router(api, ready), shutdown).await
+        let router = self.router(api, ready);
+        serve(self.listener, router, shutdown).await
     }
 
     /// The listener, for a service that serves connections its own way (the notifier).
@@ -457,7 +478,8 @@ mod tests {
         use tower::ServiceExt as _;
         let api = Router::new().route("/documents", axum::routing::post(|| async { "made" }));
         let ready: ReadinessCheck = readiness(|| async { Ok(()) });
-        let router = Shell::router(api, ready);
+        let shell = Shell::bind(&HttpArgs::<0>::ephemeral()).await.unwrap();
+        let router = shell.router(api, ready);
         let call = |method: &str, path: &str| {
             let request = axum::extract::Request::builder()
                 .method(method)

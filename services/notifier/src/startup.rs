@@ -99,7 +99,7 @@ impl Application {
             keep_alive: self.config.keep_alive(),
             retry: self.config.retry(),
         };
-        let router = Shell::router(routes::router(streams), ready);
+        let router = self.shell.router(routes::router(streams), ready);
         // The hub ends every stream when shutdown begins, so that connections can finish.
         let hub = Arc::clone(&self.hub);
         let closing = shutdown.clone();

@@ -57,8 +57,17 @@ pub async fn spawn_persister(
 
 /// A producer publishing to `topic`.
 pub async fn spawn_producer(topic: &TestTopic) -> RunningApp {
+    spawn_producer_with(topic, |_| {}).await
+}
+
+/// A producer publishing to `topic`, its test configuration changed by `adjust`.
+pub async fn spawn_producer_with(
+    topic: &TestTopic,
+    adjust: impl FnOnce(&mut producer::Config),
+) -> RunningApp {
     receiver();
-    let config = producer::Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    let mut config = producer::Config::for_tests(&testkit::infra().bootstrap, &topic.name);
+    adjust(&mut config);
     let app = producer::Application::build(config)
         .await
         .expect("producer starts");

@@ -193,3 +193,54 @@ fn tree(spans: &[ReceivedSpan], topic: &str) -> String {
     walk(spans, &root.parent_span_id, 0, topic, &mut out);
     out.join("\n")
 }
+
+/// Creates a document through `producer` with a caller's `traceparent` and returns the
+/// SERVER span of that request, with the caller's trace id.
+async fn server_span_of_a_traced_caller(producer: &testkit::RunningApp) -> (ReceivedSpan, String) {
+    let caller_trace = uuid::Uuid::new_v4().simple().to_string();
+    let caller_span = "00f067aa0ba902b7";
+    let created = testkit::http()
+        .post(format!("{}/documents", producer.address))
+        .header("content-type", events::mime::CREATE_DOCUMENT)
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
+        .body(r#"{"text":"from a traced caller"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let span = testkit::eventually("the request's SERVER span", WAIT, || {
+        testkit::flush_telemetry();
+        let found = receiver().spans().into_iter().find(|s| {
+            s.kind == "SERVER"
+                && (s.trace_id == caller_trace
+                    || s.links.contains(&format!("{caller_trace}:{caller_span}")))
+        });
+        std::future::ready(found)
+    })
+    .await;
+    (span, caller_trace)
+}
+
+/// An outside caller's trace context does not choose our trace: by default the request
+/// starts a new trace that links to the caller's span; `HTTP_CALLER_TRACE=continue`
+/// joins the caller's trace instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_traceparent_is_a_link_unless_told_to_continue_it() {
+    let topic = testkit::infra().topic(1).await;
+
+    let linking = spawn_producer(&topic).await;
+    let (span, caller) = server_span_of_a_traced_caller(&linking).await;
+    assert_ne!(span.trace_id, caller, "the caller chose our trace id");
+    assert_eq!(span.parent_span_id, "", "a new trace begins at the edge");
+    assert_eq!(span.links, [format!("{caller}:00f067aa0ba902b7")]);
+    linking.stop().await;
+
+    let continuing = spawn_producer_with(&topic, |config| {
+        config.http.caller_trace = telemetry::http::CallerTrace::Continue;
+    })
+    .await;
+    let (span, caller) = server_span_of_a_traced_caller(&continuing).await;
+    assert_eq!(span.trace_id, caller);
+    assert_eq!(span.parent_span_id, "00f067aa0ba902b7");
+    continuing.stop().await;
+}
