@@ -16,6 +16,7 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 /// `POST /documents`: both fields optional; anything else in the body is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateDocument {
     #[serde(default)]
@@ -26,6 +27,7 @@ pub struct CreateDocument {
 
 /// `PUT /documents`: `id` required; a field left out (or null) stays as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDocument {
     pub id: Uuid,
@@ -37,12 +39,14 @@ pub struct UpdateDocument {
 
 /// The body of `201 Created`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DocumentId {
     pub id: Uuid,
 }
 
 /// A document as the reader returns it and as an event carries it (null where unset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Document {
     pub id: Uuid,
     pub author: Option<String>,
@@ -51,6 +55,7 @@ pub struct Document {
 
 /// What happened to a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum EventType {
     Create,
@@ -71,6 +76,7 @@ impl EventType {
 
 /// Metadata of an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventHeader {
     #[serde(rename = "type")]
@@ -86,6 +92,7 @@ pub struct EventHeader {
 
 /// The Kafka record value, and the `data` of each SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub header: EventHeader,

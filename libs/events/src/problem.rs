@@ -78,6 +78,7 @@ impl ProblemKind {
 
 /// An RFC 9457 problem body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URN naming the kind of problem, stable for clients to match on.
     #[serde(rename = "type")]

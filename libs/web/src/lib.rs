@@ -301,6 +301,85 @@ where
     })
 }
 
+/// `GET /openapi.json`: the service's OpenAPI description, generated from its code (the
+/// `utoipa::path` attributes of its handlers and the wire types of `libs/events`).
+pub fn openapi_route(description: utoipa::openapi::OpenApi) -> Router {
+    let json = description
+        .to_pretty_json()
+        .expect("an OpenAPI description serialises");
+    Router::new().route(
+        OPENAPI_PATH,
+        get(move || {
+            let json = json.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+        }),
+    )
+}
+
+/// Where every service serves its OpenAPI description.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The description as committed next to a service's code (`services/<name>/openapi.json`),
+/// checked by each service's test: when the code changed it, the test writes the new file
+/// and fails, so that the change is seen and committed (rust-analyzer's codegen check).
+pub fn check_committed_openapi(
+    description: &utoipa::openapi::OpenApi,
+    committed: &std::path::Path,
+) {
+    let generated = description
+        .to_pretty_json()
+        .expect("an OpenAPI description serialises")
+        + "\n";
+    // Media types are written as literals in the attributes: each must be the contract's.
+    let known = [
+        mime::CREATE_DOCUMENT,
+        mime::UPDATE_DOCUMENT,
+        mime::DOCUMENT_ID,
+        mime::DOCUMENT,
+        mime::PROBLEM,
+        mime::EVENT_STREAM,
+    ];
+    let value: serde_json::Value = serde_json::from_str(&generated).expect("JSON");
+    let mut media_types = Vec::new();
+    collect_media_types(&value, &mut media_types);
+    for media_type in media_types {
+        assert!(
+            known.contains(&media_type.as_str()),
+            "{media_type} in the OpenAPI description is not a media type of events::mime"
+        );
+    }
+    let current = std::fs::read_to_string(committed).unwrap_or_default();
+    if current != generated {
+        std::fs::write(committed, &generated).expect("the committed description is writable");
+        panic!(
+            "{} was not up to date with the code; it is now: review and commit it",
+            committed.display()
+        );
+    }
+}
+
+/// The keys of every `content` object of an OpenAPI description.
+fn collect_media_types(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                if key == "content"
+                    && let Some(content) = child.as_object()
+                {
+                    found.extend(content.keys().cloned());
+                }
+                collect_media_types(child, found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_media_types(item, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// `/healthz` (the process answers) and `/readyz` (its dependencies answer too).
 pub fn health_routes(ready: ReadinessCheck) -> Router {
     Router::new()

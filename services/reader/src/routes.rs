@@ -20,8 +20,41 @@ pub fn router(store: DocumentReader) -> Router {
     Router::new()
         .route("/documents/{id}", get(read))
         .with_state(store)
+        .merge(web::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()))
 }
 
+/// The reader's OpenAPI description, served at `/openapi.json` and committed as
+/// `services/reader/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "kafka-cqrs reader",
+        description = "The query side: documents as the persister applied them. Through the \
+            gateway its paths start with /reader."
+    ),
+    paths(read)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// Reads one document.
+#[utoipa::path(
+    get,
+    path = "/documents/{id}",
+    params(("id" = Uuid, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "The document; null where a field is unset",
+            content_type = "application/vnd.kafka-cqrs.document.1+json", body = events::Document),
+        (status = 400, description = "The id is not a UUID",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 404, description = "No such document (the body is empty, as the seed's)"),
+        (status = 500, description = "A stored row cannot be read: our fault, logged under the trace id the detail names",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 503, description = "Cassandra did not answer in time; try again after Retry-After",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content_type = "application/problem+json", body = events::Problem),
+    )
+)]
 async fn read(
     State(store): State<DocumentReader>,
     Path(id): Path<String>,
