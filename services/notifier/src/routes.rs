@@ -46,7 +46,23 @@ pub fn router(streams: Streams) -> Router {
     Router::new()
         .route("/documents", get(listen))
         .with_state(streams)
+        .merge(web::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()))
 }
+
+/// The notifier's OpenAPI description, served at `/openapi.json` and committed as
+/// `services/notifier/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "kafka-cqrs notifier",
+        description = "Server-Sent Events: every change of every document (or of one), \
+            resumable without gap or duplicate. Through the gateway its paths start with \
+            /notifier."
+    ),
+    paths(listen),
+    components(schemas(events::Event, events::EventHeader, events::EventType))
+)]
+pub struct ApiDoc;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +71,33 @@ struct ListenQuery {
     document_id: Option<String>,
 }
 
+/// Listens to document events.
+///
+/// Each event is sent as `id: <resume token>` and `data: <Event JSON>` (schema `Event`);
+/// a stream opens with a frame of `retry:` and `id:` only, sends `: keep-alive` comments
+/// when idle, and an `event: reset` frame when the position asked for has left the log.
+#[utoipa::path(
+    get,
+    path = "/documents",
+    params(
+        ("documentId" = Option<Uuid>, Query, description = "Only this document's events"),
+        ("lastEventId" = Option<String>, Query,
+            description = "Resume after this event's id, for clients that cannot set Last-Event-ID"),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "Resume after this event's id (wins over lastEventId)"),
+    ),
+    responses(
+        (status = 200, description = "The event stream",
+            content_type = "text/event-stream;charset=UTF-8", body = String),
+        (status = 400, description = "documentId is not a UUID, or the resume token is malformed",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 429, description = "The notifier serves the most streams it may",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 503, description = "The notifier is still loading recent history; try again after Retry-After",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content_type = "application/problem+json", body = events::Problem),
+    )
+)]
 async fn listen(
     State(streams): State<Streams>,
     Query(query): Query<ListenQuery>,
