@@ -102,7 +102,8 @@ impl DocumentWriter {
             "read",
             Operation::Get.as_str(),
             "applied_events",
-            self.session.execute_unpaged(&self.applied, (document, event)),
+            self.session
+                .execute_unpaged(&self.applied, (document, event)),
         )
         .await
         .map_err(|source| StoreError::Execute {

@@ -131,7 +131,11 @@ impl ApiError {
     }
 
     /// A problem of `kind` telling the client when to try again (`Retry-After`).
-    pub fn retry_later(kind: ProblemKind, detail: impl Into<String>, retry_after: Duration) -> Self {
+    pub fn retry_later(
+        kind: ProblemKind,
+        detail: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
         Self {
             problem: Problem::new(kind, detail),
             retry_after: Some(retry_after),

@@ -132,7 +132,11 @@ impl Projection {
         // A keyed command sent again is one event: apply its first record only.
         let keyed = Keyed::of(message, &event);
         if let Some(keyed) = &keyed {
-            let Some(first) = self.retry(shutdown, at, || self.store.applied_at(keyed.document, keyed.event)).await
+            let Some(first) = self
+                .retry(shutdown, at, || {
+                    self.store.applied_at(keyed.document, keyed.event)
+                })
+                .await
             else {
                 return Outcome::Interrupted;
             };
@@ -143,7 +147,12 @@ impl Projection {
                         partition: first.partition,
                         offset: first.offset,
                     };
-                    DuplicateSkipped { event: &event, at, first }.emit();
+                    DuplicateSkipped {
+                        event: &event,
+                        at,
+                        first,
+                    }
+                    .emit();
                     return Outcome::Done;
                 }
                 Verdict::Reused(first) => {
@@ -177,7 +186,10 @@ impl Projection {
         }
         if let Some(keyed) = &keyed {
             let first = keyed.applied_at(at);
-            let remember = || self.store.remember_applied(keyed.document, keyed.event, &first);
+            let remember = || {
+                self.store
+                    .remember_applied(keyed.document, keyed.event, &first)
+            };
             if self.retry(shutdown, at, remember).await.is_none() {
                 return Outcome::Interrupted;
             }

@@ -176,10 +176,7 @@ fn reused(key: &IdempotencyKey) -> ApiError {
 /// "outcome unknown" (it may be stored: retry with the same key).
 fn refusal(error: &PublishError, keyed: bool) -> ApiError {
     if !error.outcome_unknown() {
-        return ApiError::unavailable(
-            format!("{error}; not queued, safe to retry"),
-            RETRY_AFTER,
-        );
+        return ApiError::unavailable(format!("{error}; not queued, safe to retry"), RETRY_AFTER);
     }
     let advice = if keyed {
         "the command may or may not have been applied: send it again with the same \

@@ -90,7 +90,8 @@ async fn a_repeated_event_id_is_sent_once_live_from_memory_and_from_kafka() {
     let mut config = Config::for_tests(&infra.bootstrap, &topic.name);
     config.history_per_partition = 2;
     let short = start(config).await;
-    let mut replayed = SseClient::connect(&format!("{}/documents", short.address), Some("0:0")).await;
+    let mut replayed =
+        SseClient::connect(&format!("{}/documents", short.address), Some("0:0")).await;
     let (got, last) = texts(&mut replayed, 2).await;
     assert_eq!(got, ["first", "next"], "replayed from Kafka, then memory");
     assert_eq!(last, "0:3");

@@ -136,6 +136,9 @@ async fn unkeyed_records_are_applied_as_before() {
     publish(&topic, &created).await;
     wait_until_committed(&topic, &persister.group).await;
     persister.stop().await;
-    assert_eq!(rows(&keyspace).await, [created.payload.clone()]);
+    assert_eq!(
+        rows(&keyspace).await,
+        std::slice::from_ref(&created.payload)
+    );
     assert!(remembered(&keyspace, id).await.is_empty());
 }

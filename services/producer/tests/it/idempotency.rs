@@ -48,7 +48,10 @@ async fn create(app: &TestApp, key: Option<&str>, body: &str) -> reqwest::Respon
 
 /// Every record of the app's topic, as events, with the idempotency headers.
 async fn published(app: &TestApp) -> Vec<(Event, Option<String>, Option<String>)> {
-    let count = testkit::end_offsets(&app.topic.name).await.iter().sum::<i64>();
+    let count = testkit::end_offsets(&app.topic.name)
+        .await
+        .iter()
+        .sum::<i64>();
     testkit::read_records(&app.topic.name, usize::try_from(count).unwrap())
         .await
         .iter()
@@ -72,7 +75,12 @@ async fn the_same_key_and_request_get_the_same_answer_and_the_same_event() {
     let location = first.headers()["location"].clone();
     let first: serde_json::Value = first.json().await.unwrap();
     // The same request, spelt differently: the same command.
-    let again = create(&app, Some(&format!("\"{key}\"")), r#"{ "text":"T", "author":"A" }"#).await;
+    let again = create(
+        &app,
+        Some(&format!("\"{key}\"")),
+        r#"{ "text":"T", "author":"A" }"#,
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["location"], location);
     let again: serde_json::Value = again.json().await.unwrap();
@@ -98,8 +106,16 @@ async fn the_same_key_and_request_get_the_same_answer_and_the_same_event() {
     }
 
     // Without a key, every create is a new document, as before.
-    let a = create(&app, None, body).await.json::<serde_json::Value>().await.unwrap();
-    let b = create(&app, None, body).await.json::<serde_json::Value>().await.unwrap();
+    let a = create(&app, None, body)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let b = create(&app, None, body)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
     assert_ne!(a["id"], b["id"]);
     let unkeyed: Vec<_> = published(&app)
         .await
@@ -199,12 +215,18 @@ async fn invalid_keys_get_400_naming_the_rule() {
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["type"], "urn:kafka-cqrs:problem:invalid-parameter");
         assert!(
-            problem["detail"].as_str().unwrap().contains("Idempotency-Key"),
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
             "{problem}"
         );
     }
     assert_eq!(
-        testkit::end_offsets(&app.topic.name).await.iter().sum::<i64>(),
+        testkit::end_offsets(&app.topic.name)
+            .await
+            .iter()
+            .sum::<i64>(),
         0
     );
 }

@@ -208,7 +208,11 @@ async fn retry_until_created(url: &str, key: &str, deadline: Duration) -> Uuid {
     )
     .await;
     let parsed = IdempotencyKey::parse(key.as_bytes()).unwrap();
-    assert_eq!(id, parsed.document_of_create(), "the retry's id is the key's");
+    assert_eq!(
+        id,
+        parsed.document_of_create(),
+        "the retry's id is the key's"
+    );
     id
 }
 
@@ -228,7 +232,10 @@ async fn records_of(topic: &str, key: &str, id: Uuid) -> (Vec<Event>, Vec<Event>
         .filter(|e| e.payload.id == id)
         .cloned()
         .collect();
-    assert!(!of_key.is_empty(), "the acknowledged create is in the topic");
+    assert!(
+        !of_key.is_empty(),
+        "the acknowledged create is in the topic"
+    );
     assert!(
         of_key
             .iter()
@@ -282,14 +289,20 @@ async fn outage_a_keyed_create_with_an_unknown_outcome_is_one_document_after_its
     let unkeyed = problem_of(unkeyed).await;
     assert_eq!(unkeyed["type"], "urn:kafka-cqrs:problem:outcome-unknown");
     let detail = unkeyed["detail"].as_str().unwrap();
-    assert!(detail.contains("may or may not have been applied"), "{detail}");
+    assert!(
+        detail.contains("may or may not have been applied"),
+        "{detail}"
+    );
 
     // Kafka is back: the client retries with its key until it gets its answer.
     let id = retry_until_created(&url, &key, Duration::from_secs(60)).await;
     let (by_id, keyed_records) = records_of(&topic.name, &key, id).await;
     // Besides the keyed attempts, at most the unkeyed create (outcome unknown: it may
     // have been stored) is in the topic, under another id.
-    let others: Vec<&Event> = keyed_records.iter().filter(|e| e.payload.id != id).collect();
+    let others: Vec<&Event> = keyed_records
+        .iter()
+        .filter(|e| e.payload.id != id)
+        .collect();
     assert!(others.len() <= 1, "{others:?}");
     println!(
         "keyed create: {} record(s) of one event in the topic; the unkeyed one stored {} time(s)",
@@ -330,6 +343,9 @@ async fn outage_kafka_killed_is_answered_within_the_bound_and_a_keyed_retry_is_o
     // Kafka starts again (slowly on a loaded machine): the keyed retry gets its answer.
     let id = retry_until_created(&url, &key, Duration::from_secs(240)).await;
     let (of_key, _) = records_of(&topic.name, &key, id).await;
-    println!("keyed create after the crash: {} record(s) of one event", of_key.len());
+    println!(
+        "keyed create after the crash: {} record(s) of one event",
+        of_key.len()
+    );
     shutdown.cancel();
 }
