@@ -90,7 +90,7 @@ async fn outage_kafka_hung_gives_503_within_the_bound_then_recovers() {
 
     // Several commands while Kafka hangs: none may be acknowledged, and each is refused
     // within the configured bound plus a margin for a loaded machine (librdkafka's own
-    // timers alone took up to its request timeout, 30 s, for a record already sent).
+    // default would be 5 min).
     let paused = faults::pause(Server::Kafka);
     let tags: Vec<String> = (0..DURING_OUTAGE).map(|i| format!("outage-{i}")).collect();
     let answers = futures::future::join_all(tags.iter().map(|tag| create(&url, tag))).await;
