@@ -115,6 +115,7 @@ async fn every_service_serves_its_contract_families() {
                 names::CASSANDRA_QUERY_DURATION,
                 names::DOCUMENTS_PIPELINE_LATENCY,
                 names::DLQ_MESSAGES,
+                names::DOCUMENTS_DUPLICATES_SKIPPED,
             ],
         ),
     ];

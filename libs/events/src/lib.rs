@@ -2,6 +2,7 @@
 //! producer accepts, the responses of producer and reader, the event that travels through
 //! Kafka and out of the notifier, the problem bodies of errors, and their MIME types.
 
+pub mod idempotency;
 pub mod mime;
 mod problem;
 
@@ -138,6 +139,12 @@ impl Event {
             text: None,
         };
         Self::new(EventType::Delete, payload, trace_id)
+    }
+
+    /// The same event under the id `id` (one derived from an idempotency key).
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.header.id = id;
+        self
     }
 
     /// The Kafka record key: the document id, so one document's events stay in order.

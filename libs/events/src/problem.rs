@@ -16,8 +16,14 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// A path or query parameter that is not what it must be (e.g. not a UUID).
     InvalidParameter,
-    /// Kafka or Cassandra did not answer in time; try again later.
+    /// An `Idempotency-Key` sent earlier with a different request (the draft's key-reuse
+    /// rule): never a silent mix of two commands.
+    IdempotencyKeyReused,
+    /// Kafka or Cassandra did not answer in time; nothing was done, try again later.
     Unavailable,
+    /// The command was handed to Kafka but not confirmed in time: it may or may not be
+    /// stored. A retry with the same `Idempotency-Key` is safe and gets the same answer.
+    OutcomeUnknown,
     /// Too many concurrent streams.
     TooManyRequests,
     /// No route has this path.
@@ -37,7 +43,9 @@ impl ProblemKind {
             Self::InvalidCommand => 422,
             Self::PayloadTooLarge => 413,
             Self::InvalidParameter => 400,
+            Self::IdempotencyKeyReused => 422,
             Self::Unavailable => 503,
+            Self::OutcomeUnknown => 503,
             Self::TooManyRequests => 429,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -52,7 +60,9 @@ impl ProblemKind {
             Self::InvalidCommand => "invalid-command",
             Self::PayloadTooLarge => "payload-too-large",
             Self::InvalidParameter => "invalid-parameter",
+            Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome-unknown",
             Self::TooManyRequests => "too-many-requests",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
@@ -67,7 +77,9 @@ impl ProblemKind {
             Self::InvalidCommand => "Invalid command",
             Self::PayloadTooLarge => "Payload too large",
             Self::InvalidParameter => "Invalid parameter",
+            Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::Unavailable => "Service unavailable",
+            Self::OutcomeUnknown => "Outcome unknown",
             Self::TooManyRequests => "Too many requests",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",

@@ -6,6 +6,10 @@
 //! order, not the clocks of producers or consumers: re-applying an event changes nothing,
 //! an older event applied after a newer one loses, and a DELETE's tombstone shadows every
 //! earlier write. Replaying the topic from the start converges to the same table.
+//!
+//! Events with an idempotency key are remembered in `applied_events` (document, event id,
+//! position, request fingerprint): a keyed command sent twice is one event id at two
+//! positions, and the persister applies only the first (see [`AppliedAt`]).
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use events::{Event, EventType};
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
+use uuid::Uuid;
 
 use crate::{CassandraArgs, Keyspace, Operation, StoreError, schema};
 
@@ -22,6 +27,16 @@ pub struct DocumentWriter {
     session: Arc<Session>,
     upsert: PreparedStatement,
     delete: PreparedStatement,
+    applied: PreparedStatement,
+    remember: PreparedStatement,
+}
+
+/// Where a keyed event was applied first, and the fingerprint of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedAt {
+    pub partition: i32,
+    pub offset: i64,
+    pub fingerprint: String,
 }
 
 impl DocumentWriter {
@@ -48,11 +63,94 @@ impl DocumentWriter {
             format!("DELETE FROM {ks}.documents USING TIMESTAMP ? WHERE id = ?"),
         )
         .await?;
+        let applied = crate::prepare(
+            &session,
+            format!(
+                "SELECT partition, offset, fingerprint FROM {ks}.applied_events \
+                 WHERE document_id = ? AND event_id = ?"
+            ),
+        )
+        .await?;
+        let remember = crate::prepare(
+            &session,
+            format!(
+                "INSERT INTO {ks}.applied_events \
+                 (document_id, event_id, partition, offset, fingerprint) VALUES (?, ?, ?, ?, ?)"
+            ),
+        )
+        .await?;
         Ok(Self {
             session,
             upsert,
             delete,
+            applied,
+            remember,
         })
+    }
+
+    /// Where the event `event` of `document` was applied, if it was (keyed events only).
+    pub async fn applied_at(
+        &self,
+        document: Uuid,
+        event: Uuid,
+    ) -> Result<Option<AppliedAt>, StoreError> {
+        let decode = |reason: String| StoreError::Decode {
+            statement: "get applied event".into(),
+            reason,
+        };
+        let result = telemetry::db::cassandra(
+            "read",
+            Operation::Get.as_str(),
+            "applied_events",
+            self.session
+                .execute_unpaged(&self.applied, (document, event)),
+        )
+        .await
+        .map_err(|source| StoreError::Execute {
+            statement: format!("get of applied event {event} of document {document}"),
+            source: Box::new(source),
+        })?;
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| decode(e.to_string()))?;
+        let row = rows
+            .maybe_first_row::<(i32, i64, String)>()
+            .map_err(|e| decode(e.to_string()))?;
+        Ok(row.map(|(partition, offset, fingerprint)| AppliedAt {
+            partition,
+            offset,
+            fingerprint,
+        }))
+    }
+
+    /// Remembers that the keyed event `event` of `document` was applied `at`. Written
+    /// after the event itself: a crash between the two applies the event again at the
+    /// same position, which changes nothing.
+    pub async fn remember_applied(
+        &self,
+        document: Uuid,
+        event: Uuid,
+        at: &AppliedAt,
+    ) -> Result<(), StoreError> {
+        let values = (
+            document,
+            event,
+            at.partition,
+            at.offset,
+            at.fingerprint.as_str(),
+        );
+        telemetry::db::cassandra(
+            "write",
+            Operation::Upsert.as_str(),
+            "applied_events",
+            self.session.execute_unpaged(&self.remember, values),
+        )
+        .await
+        .map_err(|source| StoreError::Execute {
+            statement: format!("insert of applied event {event} of document {document}"),
+            source: Box::new(source),
+        })?;
+        Ok(())
     }
 
     /// Applies `event`, read at `offset` of its partition, to the table. Idempotent.

@@ -17,5 +17,9 @@ pub const DOCUMENTS_PIPELINE_LATENCY: &str = "documents_pipeline_latency_seconds
 pub const SSE_CLIENTS: &str = "sse_clients";
 /// Counter.
 pub const SSE_EVENTS_SENT: &str = "sse_events_sent_total";
-/// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`).
+/// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`,
+/// `idempotency-key-reuse`).
 pub const DLQ_MESSAGES: &str = "dlq_messages_total";
+/// Counter: records the persister skipped because their event (a keyed command sent
+/// again) was already applied at an earlier position.
+pub const DOCUMENTS_DUPLICATES_SKIPPED: &str = "documents_duplicates_skipped_total";

@@ -41,6 +41,21 @@ pub async fn publish(topic: &TestTopic, event: &Event) -> (i32, i64) {
     .await
 }
 
+/// Publishes `event` as the producer publishes a command sent with idempotency key
+/// `key` and request fingerprint `fingerprint`: the event is sent as given (give it the
+/// key's ids), with the idempotency headers. Returns its partition and offset.
+pub async fn publish_keyed(
+    topic: &TestTopic,
+    event: &Event,
+    key: &events::idempotency::IdempotencyKey,
+    fingerprint: &str,
+) -> (i32, i64) {
+    let extra = events::idempotency::record_headers(key, fingerprint);
+    let mut headers = vec![("content-type", mime::EVENT)];
+    headers.extend(extra.iter().map(|(name, value)| (*name, value.as_str())));
+    crate::produce_with_headers(&topic.name, &event.key(), &event.to_json(), &headers).await
+}
+
 /// Every row of the keyspace's documents table, sorted by id.
 pub async fn rows(keyspace: &TestKeyspace) -> Vec<Document> {
     let mut rows: Vec<Document> = keyspace

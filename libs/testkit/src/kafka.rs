@@ -68,6 +68,21 @@ pub async fn produce(
     value: &[u8],
     content_type: Option<&str>,
 ) -> (i32, i64) {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("content-type", ct))
+        .into_iter()
+        .collect();
+    produce_with_headers(topic, key, value, &headers).await
+}
+
+/// Writes one record with `headers` (name, value) to `topic` and waits until Kafka stored
+/// it; returns its partition and offset.
+pub async fn produce_with_headers(
+    topic: &str,
+    key: &str,
+    value: &[u8],
+    headers: &[(&str, &str)],
+) -> (i32, i64) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     // One producer for the whole test process: rdkafka's producer runs on its own
@@ -79,11 +94,11 @@ pub async fn produce(
             .create()
             .expect("producer")
     });
-    let mut headers = OwnedHeaders::new();
-    if let Some(content_type) = content_type {
-        headers = headers.insert(Header {
-            key: "content-type",
-            value: Some(content_type),
+    let mut record_headers = OwnedHeaders::new();
+    for &(name, value) in headers {
+        record_headers = record_headers.insert(Header {
+            key: name,
+            value: Some(value),
         });
     }
     let delivery = producer
@@ -91,7 +106,7 @@ pub async fn produce(
             FutureRecord::to(topic)
                 .key(key)
                 .payload(value)
-                .headers(headers),
+                .headers(record_headers),
             Duration::from_secs(10),
         )
         .await

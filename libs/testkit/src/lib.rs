@@ -38,4 +38,6 @@ pub use helpers::{eventually, http};
 #[cfg(feature = "infra")]
 pub use infra::*;
 #[cfg(feature = "infra")]
-pub use kafka::{committed_offsets, end_offsets, header, produce, read_records};
+pub use kafka::{
+    committed_offsets, end_offsets, header, produce, produce_with_headers, read_records,
+};

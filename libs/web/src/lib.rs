@@ -174,8 +174,17 @@ impl ApiError {
 
     /// A 503 telling the client when to try again.
     pub fn unavailable(detail: impl Into<String>, retry_after: Duration) -> Self {
+        Self::retry_later(ProblemKind::Unavailable, detail, retry_after)
+    }
+
+    /// A problem of `kind` telling the client when to try again (`Retry-After`).
+    pub fn retry_later(
+        kind: ProblemKind,
+        detail: impl Into<String>,
+        retry_after: Duration,
+    ) -> Self {
         Self {
-            problem: Problem::new(ProblemKind::Unavailable, detail),
+            problem: Problem::new(kind, detail),
             retry_after: Some(retry_after),
         }
     }

@@ -38,8 +38,14 @@ export function backoff(attempt: number, initial: number, max: number, random: (
   return Math.round(base * (1 - 0.2 * random()));
 }
 
+/** How many event ids the client remembers to drop repeats: far more than a page shows. */
+export const REMEMBERED_EVENT_IDS = 10_000;
+
 export class StreamClient {
   lastEventId: string | undefined;
+  /** Ids of events already shown, oldest first: a repeated event id (a command retried
+   * with its idempotency key) is one event, shown once. */
+  private readonly shown = new Set<string>();
   private running = false;
   private abort: AbortController | undefined;
   private readonly fetch: typeof fetch;
@@ -135,6 +141,13 @@ export class StreamClient {
     if (frame.data === undefined || frame.event !== undefined) return false;
     const event = safeJson(frame.data) as DocumentEvent | undefined;
     if (!event?.header) return false;
+    if (this.shown.has(event.header.id)) return false;
+    this.shown.add(event.header.id);
+    if (this.shown.size > REMEMBERED_EVENT_IDS) {
+      // A Set iterates in insertion order: the first is the oldest.
+      const oldest = this.shown.values().next().value;
+      if (oldest !== undefined) this.shown.delete(oldest);
+    }
     this.handlers.onEvent(event, frame.id);
     return since !== undefined && Date.parse(event.header.timestamp) <= since;
   }

@@ -5,8 +5,8 @@ import { backoff, StreamClient, type DocumentEvent, type Status } from "../src/s
 
 const encoder = new TextEncoder();
 
-function event(type: DocumentEvent["header"]["type"], timestamp: string): string {
-  const header = { type, id: crypto.randomUUID(), timestamp, traceId: "a".repeat(32) };
+function event(type: DocumentEvent["header"]["type"], timestamp: string, id = crypto.randomUUID()): string {
+  const header = { type, id, timestamp, traceId: "a".repeat(32) };
   return JSON.stringify({ header, payload: { id: "d1", author: null, text: null } });
 }
 
@@ -132,5 +132,24 @@ describe("StreamClient", () => {
     stream.start();
     await done;
     expect(recorded.recovered.at(-1)).toBe(2);
+  });
+
+  it("shows a repeated event id once, and still moves its position past it", async () => {
+    const id = crypto.randomUUID();
+    const { client: stream, recorded, done } = client([
+      sse([
+        `id: 0:1\ndata: ${event("CREATE", "2020-01-01T00:00:00.000Z", id)}\n\n`,
+        `id: 0:2\ndata: ${event("CREATE", "2020-01-01T00:00:01.000Z", id)}\n\n`,
+      ]),
+      // Also across a reconnect.
+      sse([
+        `id: 0:3\ndata: ${event("CREATE", "2020-01-01T00:00:02.000Z", id)}\n\n`,
+        `id: 0:4\ndata: ${event("UPDATE", "2020-01-01T00:00:03.000Z")}\n\n`,
+      ]),
+    ]);
+    stream.start();
+    await done;
+    expect(recorded.events).toEqual(["CREATE@0:1", "UPDATE@0:4"]);
+    expect(recorded.requests).toEqual([undefined, "0:2", "0:4"]);
   });
 });

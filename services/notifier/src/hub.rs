@@ -5,6 +5,9 @@
 //! registration for live events happen at one instant of the consumer's progress: every
 //! event is either in the snapshot or in the live queue, never both, never neither.
 //! Publishing never waits for a client: a full queue gets its client disconnected.
+//!
+//! A repeated event id (a keyed command sent again) is one event: the hub keeps it out of
+//! memory and live queues, as a record that only moves the position on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::internal_events::{SlowStreamsClosed, StreamsOpen};
+use crate::internal_events::{RepeatSkipped, SlowStreamsClosed, StreamsOpen};
+use crate::repeats::{self, RecentIds};
 use crate::token::Position;
 
 /// One event as it is delivered: where it sits in Kafka and its JSON.
@@ -24,6 +28,8 @@ pub struct Delivered {
     pub partition: usize,
     pub offset: i64,
     pub document: Uuid,
+    /// The event id (`header.id`): a record that repeats an earlier one's is not sent.
+    pub event: Uuid,
     pub timestamp: DateTime<Utc>,
     /// The record value, sent as the SSE `data` unchanged.
     pub json: String,
@@ -80,6 +86,8 @@ struct State {
     floor: Vec<i64>,
     /// Per partition, the next offset the consumer will read.
     next: Vec<i64>,
+    /// Per partition, the first offset of each recent event id.
+    seen: Vec<RecentIds>,
     clients: Vec<Client>,
 }
 
@@ -111,11 +119,13 @@ impl Hub {
         max_clients: usize,
     ) -> Arc<Self> {
         let partitions = start.len();
+        let window = history_per_partition.max(repeats::MIN_WINDOW);
         Arc::new(Self {
             state: Mutex::new(State {
                 history: vec![VecDeque::new(); partitions],
                 floor: start.clone(),
                 next: start,
+                seen: (0..partitions).map(|_| RecentIds::new(window)).collect(),
                 clients: Vec::new(),
             }),
             history_per_partition: history_per_partition.max(1),
@@ -178,6 +188,15 @@ impl Hub {
         let Some(item) = item else {
             return 0;
         };
+        if state.seen[partition].repeat(item.event, offset) {
+            RepeatSkipped {
+                event: item.event,
+                partition,
+                offset,
+            }
+            .emit();
+            return 0;
+        }
         let history = &mut state.history[partition];
         history.push_back(Arc::clone(&item));
         if history.len() > self.history_per_partition
@@ -211,6 +230,15 @@ impl Hub {
             SlowStreamsClosed { count: kicked }.emit();
         }
         reached
+    }
+
+    /// Whether the record at `offset` of `partition` repeats an event the consumer read
+    /// at a lower offset (for replays from Kafka, which bypass the hub).
+    pub fn is_repeat(&self, partition: usize, event: Uuid, offset: i64) -> bool {
+        self.lock()
+            .seen
+            .get(partition)
+            .is_some_and(|seen| seen.is_repeat(event, offset))
     }
 
     /// Registers a stream that resumes at `requested` (or starts live when `None`),
@@ -333,6 +361,7 @@ mod tests {
             partition,
             offset,
             document,
+            event: Uuid::new_v4(),
             timestamp: DateTime::from_timestamp_millis(millis).unwrap(),
             json: format!("{partition}:{offset}"),
         })
@@ -427,6 +456,39 @@ mod tests {
         hub.publish(0, 3, Some(item(0, 3, mine, 4)));
         assert_eq!(sub.live.try_recv().unwrap().offset, 3);
         assert!(sub.live.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_repeated_event_id_is_one_event_in_memory_and_live() {
+        let hub = Hub::new(vec![0], 10, 8, 100);
+        let doc = Uuid::new_v4();
+        let first = item(0, 0, doc, 1);
+        let event = first.event;
+        let repeat = |offset| {
+            Arc::new(Delivered {
+                partition: 0,
+                offset,
+                document: doc,
+                event,
+                timestamp: DateTime::from_timestamp_millis(offset).unwrap(),
+                json: String::new(),
+            })
+        };
+        hub.publish(0, 0, Some(first));
+        let mut live = hub.subscribe(None, None, None).unwrap();
+        assert_eq!(hub.publish(0, 1, Some(repeat(1))), 0, "not sent live");
+        assert!(live.live.try_recv().is_err());
+        hub.publish(0, 2, Some(item(0, 2, doc, 3)));
+        assert_eq!(live.live.try_recv().unwrap().offset, 2);
+        // Memory holds the event once; the position still moved past the repeat.
+        let resumed = hub
+            .subscribe(Some(Position::new(vec![0])), None, None)
+            .unwrap();
+        assert_eq!(offsets(&resumed.from_memory), vec![(0, 0), (0, 2)]);
+        assert!(hub.has_reached(&[3]));
+        // A replay from Kafka asks the same question.
+        assert!(hub.is_repeat(0, event, 1));
+        assert!(!hub.is_repeat(0, event, 0));
     }
 
     #[test]

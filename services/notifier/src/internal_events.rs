@@ -28,6 +28,25 @@ impl EventSent {
     }
 }
 
+/// A record repeated an event already read (a keyed command sent again): not sent.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatSkipped {
+    pub event: uuid::Uuid,
+    pub partition: usize,
+    pub offset: i64,
+}
+
+impl RepeatSkipped {
+    pub fn emit(self) {
+        tracing::info!(
+            event_id = %self.event,
+            partition = self.partition,
+            offset = self.offset,
+            "repeated event not sent"
+        );
+    }
+}
+
 /// Streams whose queue was full were closed (they resume with their last id).
 #[derive(Debug, Clone, Copy)]
 pub struct SlowStreamsClosed {

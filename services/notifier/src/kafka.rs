@@ -71,6 +71,7 @@ pub fn item_of(message: &BorrowedMessage<'_>) -> Option<Item> {
         partition: usize::try_from(message.partition()).ok()?,
         offset: message.offset(),
         document: event.payload.id,
+        event: event.header.id,
         timestamp: event.header.timestamp,
         json: String::from_utf8(payload.to_vec()).ok()?,
     }))

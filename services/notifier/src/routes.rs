@@ -23,6 +23,7 @@ use web::ApiError;
 use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
 use crate::internal_events::{EventSent, ReplayFailed, ReplayStep};
 use crate::kafka::{ReplayPool, ReplayReader};
+use crate::repeats::RecentIds;
 use crate::token::Position;
 
 /// How long a new stream waits for the history to load after a restart.
@@ -177,6 +178,8 @@ async fn listen(
         live: subscription.live,
         filter,
         pool: streams.replays.clone(),
+        hub: Arc::clone(&streams.hub),
+        replayed: RecentIds::new(crate::repeats::MIN_WINDOW),
         _guard: subscription.guard,
     };
     let stream = futures::stream::unfold(state, next_frame);
@@ -233,6 +236,10 @@ struct StreamState {
     live: tokio::sync::mpsc::Receiver<Item>,
     filter: Option<Uuid>,
     pool: ReplayPool,
+    hub: Arc<Hub>,
+    /// Event ids sent from history (Kafka and memory) on this stream: the hub keeps
+    /// repeats out of what it holds, but a replay reaches back beyond what it has seen.
+    replayed: RecentIds,
     _guard: ClientGuard,
 }
 
@@ -250,6 +257,18 @@ impl StreamState {
                 .data(item.json.as_str()),
         )
     }
+
+    /// The frame for `item` from history, unless it repeats an event already read.
+    fn history_frame(&mut self, item: &Item) -> Option<SseEvent> {
+        let repeat = self.replayed.repeat(item.event, item.offset)
+            || self.hub.is_repeat(item.partition, item.event, item.offset);
+        if repeat {
+            // Not sent; the position still moves past it.
+            self.position.advance(item.partition, item.offset);
+            return None;
+        }
+        self.frame(item)
+    }
 }
 
 /// The next frame of a stream: queued frames, then Kafka replays, then memory, then live.
@@ -262,7 +281,7 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
             match reader.next().await {
                 Ok(Some((offset, item))) => {
                     if let Some(item) = item {
-                        if let Some(frame) = state.frame(&item) {
+                        if let Some(frame) = state.history_frame(&item) {
                             return Some((Ok(frame), state));
                         }
                     } else if let Some(replay) = state.replays.front() {
@@ -321,7 +340,7 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
             }
         }
         if let Some(item) = state.memory.pop_front() {
-            if let Some(frame) = state.frame(&item) {
+            if let Some(frame) = state.history_frame(&item) {
                 return Some((Ok(frame), state));
             }
             continue;

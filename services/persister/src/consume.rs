@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dead_letters::{DeadLetters, Reason};
+use crate::idempotent::{Keyed, Verdict};
 use crate::internal_events::{
-    At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, EventApplied, OffsetNotStored,
-    WriteFailed,
+    At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, DuplicateSkipped, EventApplied,
+    OffsetNotStored, WriteFailed,
 };
 
 /// Whether a record was dealt with or the loop was told to stop first.
@@ -128,6 +129,43 @@ impl Projection {
             partition: message.partition(),
             offset: message.offset(),
         };
+        // A keyed command sent again is one event: apply its first record only.
+        let keyed = Keyed::of(message, &event);
+        if let Some(keyed) = &keyed {
+            let Some(first) = self
+                .retry(shutdown, at, || {
+                    self.store.applied_at(keyed.document, keyed.event)
+                })
+                .await
+            else {
+                return Outcome::Interrupted;
+            };
+            match keyed.verdict(first, at) {
+                Verdict::Apply => {}
+                Verdict::Duplicate(first) => {
+                    let first = At {
+                        partition: first.partition,
+                        offset: first.offset,
+                    };
+                    DuplicateSkipped {
+                        event: &event,
+                        at,
+                        first,
+                    }
+                    .emit();
+                    return Outcome::Done;
+                }
+                Verdict::Reused(first) => {
+                    let detail = format!(
+                        "event {} was applied at {}:{} for another request; its idempotency key was reused",
+                        keyed.event, first.partition, first.offset
+                    );
+                    return self
+                        .dead_letter(message, Reason::IdempotencyKeyReuse, &detail, shutdown)
+                        .await;
+                }
+            }
+        }
         let applied = messaging::retry(
             shutdown,
             messaging::Backoff::default(),
@@ -146,8 +184,41 @@ impl Projection {
         if applied.is_none() {
             return Outcome::Interrupted;
         }
+        if let Some(keyed) = &keyed {
+            let first = keyed.applied_at(at);
+            let remember = || {
+                self.store
+                    .remember_applied(keyed.document, keyed.event, &first)
+            };
+            if self.retry(shutdown, at, remember).await.is_none() {
+                return Outcome::Interrupted;
+            }
+        }
         EventApplied { event: &event, at }.emit();
         Outcome::Done
+    }
+
+    /// Runs a store call until it succeeds or `shutdown`, like the write itself.
+    async fn retry<T, F, Fut>(&self, shutdown: &CancellationToken, at: At, call: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, store::StoreError>>,
+    {
+        messaging::retry(
+            shutdown,
+            messaging::Backoff::default(),
+            call,
+            |error, attempt, retry_in| {
+                WriteFailed {
+                    error,
+                    attempt,
+                    retry_in,
+                    at,
+                }
+                .emit();
+            },
+        )
+        .await
     }
 
     async fn dead_letter(

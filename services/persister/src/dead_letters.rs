@@ -23,13 +23,17 @@ pub enum Reason {
     /// key picks the partition) says nothing about the document, so applying it could
     /// reorder that document's writes.
     KeyMismatch,
+    /// The record's event id (derived from an idempotency key) was already applied for a
+    /// different request: the client reused the key for another command.
+    IdempotencyKeyReuse,
 }
 
 impl Reason {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::Unparseable,
         Self::UnknownContentType,
         Self::KeyMismatch,
+        Self::IdempotencyKeyReuse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,7 @@ impl Reason {
             Self::Unparseable => "unparseable",
             Self::UnknownContentType => "unknown-content-type",
             Self::KeyMismatch => "key-mismatch",
+            Self::IdempotencyKeyReuse => "idempotency-key-reuse",
         }
     }
 }

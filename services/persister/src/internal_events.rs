@@ -96,6 +96,36 @@ impl DeadLettered<'_> {
     }
 }
 
+/// A keyed record was skipped: its event was already applied at an earlier position (the
+/// same command sent again), so applying it now could undo later writes.
+#[derive(Debug)]
+pub struct DuplicateSkipped<'a> {
+    pub event: &'a Event,
+    pub at: At,
+    pub first: At,
+}
+
+impl DuplicateSkipped<'_> {
+    pub fn emit(self) {
+        metrics::counter!(names::DOCUMENTS_DUPLICATES_SKIPPED).increment(1);
+        tracing::info!(
+            event = self.event.header.kind.as_str(),
+            event_id = %self.event.header.id,
+            document = %self.event.payload.id,
+            partition = self.at.partition,
+            offset = self.at.offset,
+            first_partition = self.first.partition,
+            first_offset = self.first.offset,
+            "duplicate event skipped"
+        );
+    }
+
+    /// Creates the counter at zero, so that a dashboard shows 0, not "no data".
+    pub fn register() {
+        metrics::counter!(names::DOCUMENTS_DUPLICATES_SKIPPED).increment(0);
+    }
+}
+
 /// Storing a dead letter failed; it is tried again after `retry_in`.
 #[derive(Debug)]
 pub struct DeadLetterFailed<'a> {

@@ -5,6 +5,7 @@
 pub mod configuration;
 pub mod consume;
 pub mod dead_letters;
+pub mod idempotent;
 mod internal_events;
 pub mod startup;
 

@@ -64,6 +64,7 @@ impl Application {
             .context("cannot create the dead-letter producer")?;
         // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".
         crate::internal_events::DeadLettered::register();
+        crate::internal_events::DuplicateSkipped::register();
         Ok(Self {
             shell,
             projection: Projection {

@@ -3,6 +3,7 @@
 //! so a 2xx means the command is durable.
 
 pub mod configuration;
+pub mod idempotency;
 mod internal_events;
 pub mod kafka;
 pub mod routes;

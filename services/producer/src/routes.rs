@@ -1,5 +1,6 @@
 //! The producer's HTTP API: create, update and delete, each answered only after Kafka
-//! confirmed the event.
+//! confirmed the event. A command with an `Idempotency-Key` gets its ids from the key, so
+//! sending it again yields the same answer and the same event, which consumers apply once.
 
 use crate::internal_events::{EventNotConfirmed, EventPublished};
 use std::time::Duration;
@@ -12,33 +13,68 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use bytes::Bytes;
-use events::{CreateDocument, DocumentId, Event, UpdateDocument, mime};
+use events::idempotency::{self, IdempotencyKey, Request};
+use events::{CreateDocument, DocumentId, Event, ProblemKind, UpdateDocument, mime};
 use uuid::Uuid;
 use web::ApiError;
 
-use crate::kafka::Publisher;
+use crate::idempotency::RecentKeys;
+use crate::kafka::{Keyed, PublishError, Publisher};
 use telemetry::current_trace_id;
 
 /// When a client that got a 503 should try again.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    pub publisher: Publisher,
+    pub keys: RecentKeys,
+}
+
 pub fn router(publisher: Publisher) -> Router {
+    let commands = Commands {
+        publisher,
+        keys: RecentKeys::default(),
+    };
     Router::new()
         .route("/documents", post(create).put(update))
         .route("/documents/{id}", delete(remove))
         // Bodies over the limit are refused with 413 by `web::command_body`.
         .layer(DefaultBodyLimit::max(web::MAX_BODY_BYTES))
-        .with_state(publisher)
+        .with_state(commands)
+}
+
+/// The `Idempotency-Key` of a request, if it has one (400 when it is not a valid key).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let mut values = headers.get_all(idempotency::HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ProblemKind::InvalidParameter,
+            "send one Idempotency-Key header, not several",
+        ));
+    }
+    IdempotencyKey::parse(value.as_bytes())
+        .map(Some)
+        .map_err(|e| ApiError::new(ProblemKind::InvalidParameter, e.to_string()))
 }
 
 async fn create(
-    State(publisher): State<Publisher>,
+    State(commands): State<Commands>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let command: CreateDocument = web::command_body(&headers, body, mime::CREATE_DOCUMENT)?;
-    let id = Uuid::new_v4();
-    publish(&publisher, Event::created(id, command, current_trace_id())).await?;
+    let fingerprint = idempotency::fingerprint(Request::Create(&command));
+    let id = key
+        .as_ref()
+        .map_or_else(Uuid::new_v4, IdempotencyKey::document_of_create);
+    let event = Event::created(id, command, current_trace_id());
+    publish(&commands, event, key.as_ref(), &fingerprint).await?;
     let body = serde_json::to_vec(&DocumentId { id }).expect("an id always serialises");
     Ok((
         StatusCode::CREATED,
@@ -59,26 +95,51 @@ async fn create(
 }
 
 async fn update(
-    State(publisher): State<Publisher>,
+    State(commands): State<Commands>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let command: UpdateDocument = web::command_body(&headers, body, mime::UPDATE_DOCUMENT)?;
-    publish(&publisher, Event::updated(command, current_trace_id())).await?;
+    let fingerprint = idempotency::fingerprint(Request::Update(&command));
+    let event = Event::updated(command, current_trace_id());
+    publish(&commands, event, key.as_ref(), &fingerprint).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn remove(
-    State(publisher): State<Publisher>,
+    State(commands): State<Commands>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let id = web::document_id(&id)?;
-    publish(&publisher, Event::deleted(id, current_trace_id())).await?;
+    let fingerprint = idempotency::fingerprint(Request::Delete(id));
+    let event = Event::deleted(id, current_trace_id());
+    publish(&commands, event, key.as_ref(), &fingerprint).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn publish(publisher: &Publisher, event: Event) -> Result<(), ApiError> {
-    match publisher.publish(&event).await {
+/// Publishes `event`; with a key, under the event id the key derives, after checking that
+/// the key was not sent with another request.
+async fn publish(
+    commands: &Commands,
+    event: Event,
+    key: Option<&IdempotencyKey>,
+    fingerprint: &str,
+) -> Result<(), ApiError> {
+    let event = match key {
+        None => event,
+        Some(key) => {
+            if commands.keys.check(key, fingerprint).is_err() {
+                return Err(reused(key));
+            }
+            let id = key.event_id(event.header.kind, event.payload.id);
+            event.with_id(id)
+        }
+    };
+    let keyed = key.map(|key| Keyed { key, fingerprint });
+    match commands.publisher.publish(&event, keyed).await {
         Ok((partition, offset)) => {
             EventPublished {
                 event: &event,
@@ -94,10 +155,108 @@ async fn publish(publisher: &Publisher, event: Event) -> Result<(), ApiError> {
                 error: &error,
             }
             .emit();
-            Err(ApiError::unavailable(
-                format!("{error}; the command was not accepted, send it again later"),
-                RETRY_AFTER,
-            ))
+            Err(refusal(&error, key.is_some()))
         }
+    }
+}
+
+/// The 422 for a key sent before with another request.
+fn reused(key: &IdempotencyKey) -> ApiError {
+    ApiError::new(
+        ProblemKind::IdempotencyKeyReused,
+        format!(
+            "the Idempotency-Key {key:?} was already used for a different request; send a \
+             new key for a new command, or repeat the first request exactly",
+            key = key.as_str()
+        ),
+    )
+}
+
+/// The 503 for a publish that failed: "not queued" (nothing was sent, safe to retry) or
+/// "outcome unknown" (it may be stored: retry with the same key).
+fn refusal(error: &PublishError, keyed: bool) -> ApiError {
+    if !error.outcome_unknown() {
+        return ApiError::unavailable(format!("{error}; not queued, safe to retry"), RETRY_AFTER);
+    }
+    let advice = if keyed {
+        "the command may or may not have been applied: send it again with the same \
+         Idempotency-Key, which applies it at most once and answers as the first would have"
+    } else {
+        "the command may or may not have been applied: check before sending it again, or \
+         send commands with an Idempotency-Key header so that a retry is safe"
+    };
+    ApiError::retry_later(
+        ProblemKind::OutcomeUnknown,
+        format!("{error}; {advice}"),
+        RETRY_AFTER,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn a_failed_publish_says_whether_a_retry_is_safe() {
+        let not_queued =
+            PublishError::NotQueued(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+        let refused = refusal(&not_queued, false);
+        assert_eq!(refused.problem.kind, "urn:kafka-cqrs:problem:unavailable");
+        assert!(refused.problem.detail.contains("not queued, safe to retry"));
+        assert_eq!(refused.retry_after, Some(RETRY_AFTER));
+
+        let unknown = PublishError::OutcomeUnknown {
+            bound: Duration::from_secs(5),
+            why: "Message timed out".into(),
+        };
+        let keyed = refusal(&unknown, true);
+        assert_eq!(keyed.problem.status, 503);
+        assert_eq!(keyed.problem.kind, "urn:kafka-cqrs:problem:outcome-unknown");
+        assert!(keyed.problem.detail.contains("same Idempotency-Key"));
+        assert_eq!(keyed.retry_after, Some(RETRY_AFTER));
+        let unkeyed = refusal(&unknown, false);
+        assert!(
+            unkeyed
+                .problem
+                .detail
+                .contains("may or may not have been applied")
+        );
+        assert!(unkeyed.problem.detail.contains("Idempotency-Key header"));
+    }
+
+    #[test]
+    fn the_new_problem_bodies_are_pinned() {
+        let unknown = PublishError::OutcomeUnknown {
+            bound: Duration::from_secs(5),
+            why: "no delivery report in time".into(),
+        };
+        let not_queued =
+            PublishError::NotQueued(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+        let key = IdempotencyKey::parse(b"order-42").unwrap();
+        let bodies: Vec<String> = [
+            refusal(&not_queued, false),
+            refusal(&unknown, true),
+            refusal(&unknown, false),
+            reused(&key),
+        ]
+        .iter()
+        .map(|e| String::from_utf8(e.problem.to_json()).unwrap())
+        .collect();
+        insta::assert_snapshot!(bodies.join("\n"));
+    }
+
+    #[test]
+    fn keys_are_read_from_one_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(idempotency_key(&headers).unwrap(), None);
+        headers.insert(idempotency::HEADER, HeaderValue::from_static("\"k-1\""));
+        assert_eq!(idempotency_key(&headers).unwrap().unwrap().as_str(), "k-1");
+        headers.append(idempotency::HEADER, HeaderValue::from_static("k-2"));
+        assert_eq!(idempotency_key(&headers).unwrap_err().problem.status, 400);
+        let mut bad = HeaderMap::new();
+        bad.insert(idempotency::HEADER, HeaderValue::from_static("a b"));
+        assert_eq!(idempotency_key(&bad).unwrap_err().problem.status, 400);
     }
 }

@@ -2,6 +2,7 @@
 //! change to the API that clients, the GUI and the other services see.
 
 use chrono::DateTime;
+use events::idempotency::{self, IdempotencyKey, Request};
 use events::{CreateDocument, DocumentId, Event, Problem, ProblemKind, UpdateDocument};
 use uuid::Uuid;
 
@@ -59,7 +60,9 @@ fn problem_bodies() {
         ProblemKind::InvalidCommand,
         ProblemKind::PayloadTooLarge,
         ProblemKind::InvalidParameter,
+        ProblemKind::IdempotencyKeyReused,
         ProblemKind::Unavailable,
+        ProblemKind::OutcomeUnknown,
         ProblemKind::TooManyRequests,
         ProblemKind::Internal,
     ];
@@ -68,6 +71,35 @@ fn problem_bodies() {
         .map(|&kind| json(&Problem::new(kind, "what was wrong, and the fix").to_json()))
         .collect();
     insta::assert_snapshot!(bodies.join("\n"));
+}
+
+#[test]
+fn keyed_record_headers() {
+    // A keyed command's record carries these headers besides `content-type` and the
+    // trace context; the event JSON is the same as without a key.
+    let key = IdempotencyKey::parse(b"\"order-42\"").unwrap();
+    let command: CreateDocument =
+        serde_json::from_str(r#"{"author":"Author1", "text":"Some Text"}"#).unwrap();
+    let fingerprint = idempotency::fingerprint(Request::Create(&command));
+    let lines: Vec<String> = idempotency::record_headers(&key, &fingerprint)
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn keyed_create_event() {
+    // The ids of a keyed create come from its key: pinned, since a change would give a
+    // retried command a second document.
+    let key = IdempotencyKey::parse(b"order-42").unwrap();
+    let command: CreateDocument =
+        serde_json::from_str(r#"{"author":"Author1", "text":"Some Text"}"#).unwrap();
+    let document = key.document_of_create();
+    let mut event = Event::created(document, command, TRACE.into())
+        .with_id(key.event_id(events::EventType::Create, document));
+    event.header.timestamp = DateTime::from_timestamp_millis(1_795_788_551_123).unwrap();
+    insta::assert_snapshot!(json(&event.to_json()));
 }
 
 #[test]

@@ -3,4 +3,5 @@
 
 mod frames;
 mod openapi;
+mod repeats;
 mod sse;

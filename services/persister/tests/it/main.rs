@@ -2,5 +2,6 @@
 //! file would link the whole dependency tree once per file).
 
 mod common;
+mod idempotent;
 mod outage;
 mod projection;

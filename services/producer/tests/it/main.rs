@@ -2,4 +2,5 @@
 //! file would link the whole dependency tree once per file).
 
 mod api;
+mod idempotency;
 mod outage;
