@@ -17,5 +17,10 @@ pub const DOCUMENTS_PIPELINE_LATENCY: &str = "documents_pipeline_latency_seconds
 pub const SSE_CLIENTS: &str = "sse_clients";
 /// Counter.
 pub const SSE_EVENTS_SENT: &str = "sse_events_sent_total";
-/// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`).
+/// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`,
+/// `misplaced`).
 pub const DLQ_MESSAGES: &str = "dlq_messages_total";
+/// Gauge, seconds: how long the persister has held one record it could neither apply nor
+/// dead-letter, once that is longer than its bound (`PERSISTER_STUCK_AFTER_SECS`); 0
+/// otherwise.
+pub const PERSISTER_STUCK_SECONDS: &str = "persister_stuck_seconds";

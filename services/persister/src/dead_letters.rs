@@ -23,13 +23,19 @@ pub enum Reason {
     /// key picks the partition) says nothing about the document, so applying it could
     /// reorder that document's writes.
     KeyMismatch,
+    /// The record's key belongs in another partition of the topic as the read model
+    /// knows it, although the topic did not change: a producer with another partitioner
+    /// (or a chosen partition) wrote it, so its offset does not order it after its
+    /// document's earlier writes.
+    Misplaced,
 }
 
 impl Reason {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::Unparseable,
         Self::UnknownContentType,
         Self::KeyMismatch,
+        Self::Misplaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +43,7 @@ impl Reason {
             Self::Unparseable => "unparseable",
             Self::UnknownContentType => "unknown-content-type",
             Self::KeyMismatch => "key-mismatch",
+            Self::Misplaced => "misplaced",
         }
     }
 }

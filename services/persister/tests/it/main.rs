@@ -2,5 +2,6 @@
 //! file would link the whole dependency tree once per file).
 
 mod common;
+mod ordering;
 mod outage;
 mod projection;
