@@ -91,8 +91,9 @@ async fn outage_cassandra_hung_a_held_record_makes_the_persister_not_ready_until
         &infra.contact_points,
         keyspace.name(),
     );
-    config.cassandra.request_timeout_ms = 500;
-    config.stuck_after_secs = 2;
+    // Long enough for the schema's DDL at start, short against the bound below.
+    config.cassandra.request_timeout_ms = 1500;
+    config.stuck_after_secs = 3;
     let persister = spawn_with(config).await;
     let address = persister.app.address.clone();
     let readyz = || async {
@@ -123,7 +124,7 @@ async fn outage_cassandra_hung_a_held_record_makes_the_persister_not_ready_until
         "{body}"
     );
     testkit::eventually("the stuck gauge to rise", Duration::from_secs(10), || async {
-        (stuck_seconds(&address).await >= 2.0).then_some(())
+        (stuck_seconds(&address).await >= 3.0).then_some(())
     })
     .await;
     paused.resume();
