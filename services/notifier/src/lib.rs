@@ -7,6 +7,7 @@ pub mod configuration;
 pub mod hub;
 mod internal_events;
 pub mod kafka;
+pub mod layout;
 pub mod routes;
 pub mod serve;
 pub mod startup;

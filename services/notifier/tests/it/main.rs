@@ -2,4 +2,5 @@
 //! file would link the whole dependency tree once per file).
 
 mod frames;
+mod layout;
 mod sse;
