@@ -110,7 +110,11 @@ impl<T> Drop for Owned<T> {
 /// `ptr` must be null or point to a NUL-terminated string that lives during the call.
 unsafe fn text(ptr: *const c_char) -> Option<String> {
     // SAFETY: guaranteed by the caller.
-    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+    (!ptr.is_null()).then(|| {
+        unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// One DescribeTopics request for `topic` on `admin`'s handle, answered on a queue of our
@@ -130,13 +134,19 @@ fn describe_topic(
     // SAFETY: `rk` is the live handle of `admin`, which outlives this function. The queue
     // is freed by its guard after the event polled from it (declared later, so dropped
     // first).
-    let queue = Owned::new(unsafe { rd::rd_kafka_queue_new(rk) }, rd::rd_kafka_queue_destroy)
-        .ok_or_else(|| failed("librdkafka could not make a queue".into()))?;
+    let queue = Owned::new(
+        unsafe { rd::rd_kafka_queue_new(rk) },
+        rd::rd_kafka_queue_destroy,
+    )
+    .ok_or_else(|| failed("librdkafka could not make a queue".into()))?;
     // SAFETY: `rk` is live (as above); the options are freed by their guard, after the
     // request that reads them was enqueued (librdkafka copies them).
     let options = Owned::new(
         unsafe {
-            rd::rd_kafka_AdminOptions_new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS)
+            rd::rd_kafka_AdminOptions_new(
+                rk,
+                rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+            )
         },
         rd::rd_kafka_AdminOptions_destroy,
     )

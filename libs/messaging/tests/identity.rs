@@ -19,9 +19,8 @@ async fn kafka() -> String {
     let bootstrap = bootstrap();
     let probe = bootstrap.clone();
     tokio::task::spawn_blocking(move || {
-        messaging::wait_for_broker(&probe, Duration::from_secs(10)).unwrap_or_else(|e| {
-            panic!("{e}: start the local servers with `cargo xtask infra up`")
-        })
+        messaging::wait_for_broker(&probe, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}: start the local servers with `cargo xtask infra up`"))
     })
     .await
     .unwrap();
@@ -64,11 +63,20 @@ async fn the_id_is_stable_new_after_recreate_and_partitions_follow_create_partit
 
     messaging::delete_topic(&admin, &topic).await.unwrap();
     let missing = identity_until_missing(&bootstrap, &topic).await;
-    assert!(matches!(missing, messaging::AdminError::NoTopic(_)), "{missing}");
+    assert!(
+        matches!(missing, messaging::AdminError::NoTopic(_)),
+        "{missing}"
+    );
     // The broker may still be removing the old topic: retry the creation for a while.
     let started = Instant::now();
-    while !messaging::ensure_topic(&admin, &topic, 2).await.unwrap_or(false) {
-        assert!(started.elapsed() < Duration::from_secs(30), "topic not re-created");
+    while !messaging::ensure_topic(&admin, &topic, 2)
+        .await
+        .unwrap_or(false)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "topic not re-created"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let recreated = identity_until(&bootstrap, &topic, |i| i.id != first.id).await;
@@ -96,7 +104,10 @@ async fn a_missing_topic_is_named() {
     let error = messaging::topic_identity(&bootstrap, &topic)
         .await
         .unwrap_err();
-    assert!(matches!(error, messaging::AdminError::NoTopic(ref t) if *t == topic), "{error}");
+    assert!(
+        matches!(error, messaging::AdminError::NoTopic(ref t) if *t == topic),
+        "{error}"
+    );
 }
 
 /// The persister tells a record written under another partition count by its key: that

@@ -232,13 +232,17 @@ impl TestTopic {
         messaging::add_partitions(&admin, &self.name, total as usize)
             .await
             .expect("partitions added");
-        crate::eventually("the new partition count", Duration::from_secs(30), || async {
-            messaging::topic_identity(&self.bootstrap, &self.name)
-                .await
-                .ok()
-                .filter(|now| now.partitions == total)
-                .map(drop)
-        })
+        crate::eventually(
+            "the new partition count",
+            Duration::from_secs(30),
+            || async {
+                messaging::topic_identity(&self.bootstrap, &self.name)
+                    .await
+                    .ok()
+                    .filter(|now| now.partitions == total)
+                    .map(drop)
+            },
+        )
         .await;
     }
 }

@@ -416,7 +416,10 @@ mod tests {
                 until: 5
             }]
         );
-        assert_eq!(offsets(&sub.from_memory), vec![(0, 5), (0, 6), (0, 7), (0, 8)]);
+        assert_eq!(
+            offsets(&sub.from_memory),
+            vec![(0, 5), (0, 6), (0, 7), (0, 8)]
+        );
     }
 
     #[test]

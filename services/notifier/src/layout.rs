@@ -46,7 +46,10 @@ impl LayoutWatch {
 
     /// Why the notifier stopped, once it did.
     pub fn halted(&self) -> Option<String> {
-        self.halted.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Something hints at a change (a consumer error): check soon, not at the next tick.

@@ -133,7 +133,11 @@ impl OrderingGuard {
     /// A valid event whose key does not belong in its partition under the recorded
     /// count: written under another partition count, or by a producer with another
     /// partitioner. Asks Kafka which.
-    pub async fn misplaced(&mut self, partition: i32, key: &[u8]) -> Result<Verdict, LayoutChanged> {
+    pub async fn misplaced(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+    ) -> Result<Verdict, LayoutChanged> {
         let expected = messaging::partition_of_key(key, self.recorded.partitions);
         if expected == partition {
             return Ok(Verdict::Fits);
@@ -227,7 +231,12 @@ fn running_message(
         }
         Some(now) => format!(
             "{noticed}; {}",
-            partitions_message(topic, keyspace, recorded.partitions, &now.partitions.to_string())
+            partitions_message(
+                topic,
+                keyspace,
+                recorded.partitions,
+                &now.partitions.to_string()
+            )
         ),
         None => format!(
             "{noticed}; {}",

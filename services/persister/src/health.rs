@@ -100,7 +100,10 @@ impl Health {
                 self.topic,
                 held.as_secs(),
                 self.stuck_after.as_secs(),
-                holding.why.as_deref().unwrap_or("no attempt has finished yet"),
+                holding
+                    .why
+                    .as_deref()
+                    .unwrap_or("no attempt has finished yet"),
             )),
             None => Ok(()),
         }
@@ -110,7 +113,9 @@ impl Health {
     /// none is.
     pub fn publish(&self) {
         let state = self.lock();
-        let stuck = self.stuck_for(&state).map_or(0.0, |(held, _)| held.as_secs_f64());
+        let stuck = self
+            .stuck_for(&state)
+            .map_or(0.0, |(held, _)| held.as_secs_f64());
         metrics::gauge!(names::PERSISTER_STUCK_SECONDS).set(stuck);
     }
 }

@@ -34,8 +34,9 @@ impl Application {
             .context("cannot open the read model in Cassandra")?;
         // The read model orders writes by offset: refuse a topic whose offsets are not the
         // ones it was built from (recreated, or with another partition count).
-        let watch = messaging::TopicWatch::new(&config.kafka.bootstrap_servers, &config.kafka.topic)
-            .context("cannot create the Kafka admin client")?;
+        let watch =
+            messaging::TopicWatch::new(&config.kafka.bootstrap_servers, &config.kafka.topic)
+                .context("cannot create the Kafka admin client")?;
         let guard = OrderingGuard::at_start(
             &store,
             watch,

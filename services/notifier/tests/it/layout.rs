@@ -27,7 +27,13 @@ fn event(text: &str) -> Event {
 }
 
 async fn publish(topic: &TestTopic, event: &Event) {
-    testkit::produce(&topic.name, &event.key(), &event.to_json(), Some(mime::EVENT)).await;
+    testkit::produce(
+        &topic.name,
+        &event.key(),
+        &event.to_json(),
+        Some(mime::EVENT),
+    )
+    .await;
 }
 
 async fn listen(app: &RunningApp, last_event_id: Option<&str>) -> SseClient {

@@ -156,14 +156,20 @@ async fn partitions_added_an_update_moved_below_its_history_stops_the_persister(
 
     topic.add_partitions(3).await;
     let offset = publish_to(&topic, 0, &update(id, Some("after"), None)).await;
-    assert!(offset < created_at, "the update sits below the create: {offset}");
+    assert!(
+        offset < created_at,
+        "the update sits below the create: {offset}"
+    );
 
     let error = persister
         .app
         .ended(Duration::from_secs(30))
         .await
         .expect_err("the persister must stop before applying the moved update");
-    assert!(format!("{error:#}").contains("partition count"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("partition count"),
+        "{error:#}"
+    );
     assert_eq!(author_of(&keyspace, id).await.as_deref(), Some("before"));
     let committed = testkit::committed_offsets(&topic.name, &config.group_id).await;
     assert!(committed[0] <= offset, "committed {committed:?}");

@@ -71,9 +71,16 @@ async fn stuck_seconds(address: &str) -> f64 {
         .await
         .expect("metrics text");
     text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{} ", telemetry::names::PERSISTER_STUCK_SECONDS)))
+        .find_map(|line| {
+            line.strip_prefix(&format!("{} ", telemetry::names::PERSISTER_STUCK_SECONDS))
+        })
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {} in:\n{text}", telemetry::names::PERSISTER_STUCK_SECONDS))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {} in:\n{text}",
+                telemetry::names::PERSISTER_STUCK_SECONDS
+            )
+        })
 }
 
 /// A record held past the bound (Cassandra frozen) makes `/readyz` fail with a problem
@@ -102,7 +109,10 @@ async fn outage_cassandra_hung_a_held_record_makes_the_persister_not_ready_until
             .send()
             .await
             .expect("readyz");
-        (response.status().as_u16(), response.text().await.unwrap_or_default())
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
     };
 
     publish(&topic, &create(Uuid::new_v4(), "before", "outage")).await;
@@ -113,19 +123,25 @@ async fn outage_cassandra_hung_a_held_record_makes_the_persister_not_ready_until
     let paused = faults::pause(Server::Cassandra);
     let id = Uuid::new_v4();
     let (partition, offset) = publish(&topic, &create(id, "during", "outage")).await;
-    let body = testkit::eventually("readyz to name the held record", Duration::from_secs(20), || async {
-        let (status, body) = readyz().await;
-        (status == 503 && body.contains("neither applied nor dead-lettered")).then_some(body)
-    })
+    let body = testkit::eventually(
+        "readyz to name the held record",
+        Duration::from_secs(20),
+        || async {
+            let (status, body) = readyz().await;
+            (status == 503 && body.contains("neither applied nor dead-lettered")).then_some(body)
+        },
+    )
     .await;
     assert!(
         body.contains(&format!("partition {partition}, offset {offset}"))
             && body.contains("Cassandra write failed"),
         "{body}"
     );
-    testkit::eventually("the stuck gauge to rise", Duration::from_secs(10), || async {
-        (stuck_seconds(&address).await >= 3.0).then_some(())
-    })
+    testkit::eventually(
+        "the stuck gauge to rise",
+        Duration::from_secs(10),
+        || async { (stuck_seconds(&address).await >= 3.0).then_some(()) },
+    )
     .await;
     paused.resume();
 
@@ -135,9 +151,11 @@ async fn outage_cassandra_hung_a_held_record_makes_the_persister_not_ready_until
         (readyz().await.0 == 200).then_some(())
     })
     .await;
-    testkit::eventually("the stuck gauge to return to 0", Duration::from_secs(10), || async {
-        (stuck_seconds(&address).await == 0.0).then_some(())
-    })
+    testkit::eventually(
+        "the stuck gauge to return to 0",
+        Duration::from_secs(10),
+        || async { (stuck_seconds(&address).await == 0.0).then_some(()) },
+    )
     .await;
     persister.stop().await;
 }
