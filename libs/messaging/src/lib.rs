@@ -103,6 +103,9 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 pub fn durable_producer_config(bootstrap: &str, delivery_timeout: Duration) -> ClientConfig {
     let mut config = client_config(bootstrap);
     config
+        // librdkafka's default, named so that it cannot change unseen: the persister
+        // checks each record's partition with `partition_of_key`, which computes it.
+        .set("partitioner", "consistent_random")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set(

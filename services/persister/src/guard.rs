@@ -244,3 +244,54 @@ fn running_message(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn source(id: Uuid, partitions: i32) -> ModelSource {
+        ModelSource {
+            topic_id: id,
+            partitions,
+        }
+    }
+
+    fn identity(id: Uuid, partitions: i32) -> TopicIdentity {
+        TopicIdentity { id, partitions }
+    }
+
+    #[test]
+    fn the_same_topic_passes() {
+        let id = Uuid::new_v4();
+        assert!(check("t", "ks", source(id, 3), identity(id, 3)).is_ok());
+    }
+
+    #[test]
+    fn a_recreated_topic_is_named_with_its_fix() {
+        let (old, new) = (Uuid::new_v4(), Uuid::new_v4());
+        let error = check("t", "ks", source(old, 3), identity(new, 3)).unwrap_err();
+        for part in [
+            "was recreated",
+            &old.to_string(),
+            &new.to_string(),
+            "cargo xtask rebuild",
+        ] {
+            assert!(error.0.contains(part), "{part:?} missing: {error}");
+        }
+    }
+
+    #[test]
+    fn another_partition_count_is_named_with_its_fix() {
+        let id = Uuid::new_v4();
+        let error = check("t", "ks", source(id, 3), identity(id, 4)).unwrap_err();
+        for part in [
+            "built from 3 partitions",
+            "now has 4",
+            "must not change",
+            "cargo xtask rebuild",
+        ] {
+            assert!(error.0.contains(part), "{part:?} missing: {error}");
+        }
+    }
+}
