@@ -204,3 +204,28 @@ async fn topic_recreated_a_restart_refuses() {
     );
     assert_eq!(author_of(&keyspace, id).await.as_deref(), Some("before"));
 }
+
+/// The topic recreated while the persister runs: it stops (the periodic check sees the
+/// new id) without applying the new topic's records to the old read model.
+#[tokio::test]
+async fn topic_recreated_while_running_stops_the_persister() {
+    let infra = testkit::infra();
+    let (topic, dlq) = (infra.topic(1).await, infra.topic(1).await);
+    let keyspace = infra.keyspace().await;
+    let mut config = config(&topic, &dlq, &keyspace);
+    config.topic_check_secs = 1;
+    let persister = spawn_with(config).await;
+    let id = Uuid::new_v4();
+    publish(&topic, &create(id, "before", "text")).await;
+    wait_for_author(&keyspace, id, "before").await;
+
+    topic.recreate().await;
+    publish(&topic, &update(id, Some("after"), None)).await;
+    let error = persister
+        .app
+        .ended(Duration::from_secs(30))
+        .await
+        .expect_err("the persister must stop when its topic is recreated");
+    assert!(format!("{error:#}").contains("was recreated"), "{error:#}");
+    assert_eq!(author_of(&keyspace, id).await.as_deref(), Some("before"));
+}
