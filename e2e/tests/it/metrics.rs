@@ -113,6 +113,7 @@ async fn every_service_serves_its_contract_families() {
                 names::CASSANDRA_QUERY_DURATION,
                 names::DOCUMENTS_PIPELINE_LATENCY,
                 names::DLQ_MESSAGES,
+                names::PERSISTER_STUCK_SECONDS,
             ],
         ),
     ];
