@@ -58,20 +58,13 @@ impl LayoutWatch {
     }
 
     /// Asks Kafka what the topic is now; on a change, stops the notifier and returns
-    /// `false`. Kafka not answering is not a change (the consumer holds no position
-    /// of a new layout meanwhile).
+    /// `false`. Kafka not answering, or not knowing the topic (a broker starting, or a
+    /// topic deleted and not yet created again), is not a change: the consumer reads
+    /// nothing meanwhile, and a topic created again has a new id, which is.
     pub async fn check(&self) -> bool {
         let topic = self.watch.topic();
         let now = match self.watch.identity().await {
             Ok(now) => now,
-            Err(messaging::AdminError::NoTopic(_)) => {
-                self.halt(format!(
-                    "topic {topic} was deleted while the notifier ran: the resume tokens handed \
-                     out name positions in it. Every stream was ended; restart the notifier \
-                     once the topic exists (`cargo xtask infra up` creates it)."
-                ));
-                return false;
-            }
             Err(error) => {
                 tracing::warn!(%error, "cannot tell whether the topic changed; asking again later");
                 return true;

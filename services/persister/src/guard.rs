@@ -153,7 +153,13 @@ impl OrderingGuard {
     pub async fn verify(&mut self) -> Result<Verdict, LayoutChanged> {
         let now = match self.watch.identity().await {
             Ok(now) => now,
-            Err(error) => return Ok(Verdict::Unknown(error.to_string())),
+            Err(error) => {
+                // The next record is checked first; the periodic check waits its interval
+                // rather than asking a Kafka that does not answer in a tight loop.
+                self.suspect = true;
+                self.checked = Instant::now();
+                return Ok(Verdict::Unknown(error.to_string()));
+            }
         };
         check(self.watch.topic(), &self.keyspace, self.recorded, now)?;
         self.suspect = false;
