@@ -247,6 +247,18 @@ pub fn data_flow() -> Value {
             ],
             (12, 28, 12, 8),
         ),
+        // Non-zero while the persister holds one record it can neither apply nor
+        // dead-letter for longer than its bound; /readyz fails meanwhile.
+        panel(
+            15,
+            "Persister stuck on one record (seconds held)",
+            "s",
+            &[(
+                "{{instance}}",
+                "max by (instance) (persister_stuck_seconds)",
+            )],
+            (0, 36, 12, 8),
+        ),
     ];
     json!({
         "uid": "kafka-cqrs-data-flow",

@@ -116,6 +116,7 @@ async fn every_service_serves_its_contract_families() {
                 names::DOCUMENTS_PIPELINE_LATENCY,
                 names::DLQ_MESSAGES,
                 names::DOCUMENTS_DUPLICATES_SKIPPED,
+                names::PERSISTER_STUCK_SECONDS,
             ],
         ),
     ];

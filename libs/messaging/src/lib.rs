@@ -1,18 +1,22 @@
 //! Kafka plumbing shared by the services, the test kit and xtask: the topic names of the
 //! contract, one place that turns settings into an rdkafka `ClientConfig` (and the
 //! settings of a durable producer), partition watermarks, readiness from a service's own
-//! client, retry with backoff, and topic administration (create if absent, delete, wait
-//! until the broker answers).
+//! client, retry with backoff, topic administration (create if absent, delete, add
+//! partitions, wait until the broker answers), and a topic's identity (id and partition
+//! count).
 
+mod identity;
 mod retry;
 
+pub use identity::{TopicIdentity, TopicWatch, partition_of_key, topic_identity};
 pub use retry::{Backoff, retry};
 
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -99,6 +103,9 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 pub fn durable_producer_config(bootstrap: &str, delivery_timeout: Duration) -> ClientConfig {
     let mut config = client_config(bootstrap);
     config
+        // librdkafka's default, named so that it cannot change unseen: the persister
+        // checks each record's partition with `partition_of_key`, which computes it.
+        .set("partitioner", "consistent_random")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set(
@@ -378,6 +385,29 @@ pub async fn delete_topic(
         Some(Err((_, code))) => Err(topic_error("delete", topic, code.to_string())),
         None => Err(topic_error(
             "delete",
+            topic,
+            "no result from the broker".into(),
+        )),
+    }
+}
+
+/// Raises the partition count of `topic` to `total`. Adding partitions moves keys to
+/// other partitions, whose offsets are lower: the persister and the notifier refuse such a
+/// topic (see ARCHITECTURE.md); this exists for the tests that prove it.
+pub async fn add_partitions(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    total: usize,
+) -> Result<(), AdminError> {
+    let results = admin
+        .create_partitions([&NewPartitions::new(topic, total)], &AdminOptions::new())
+        .await
+        .map_err(|e| topic_error("add partitions to", topic, e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err((_, code))) => Err(topic_error("add partitions to", topic, code.to_string())),
+        None => Err(topic_error(
+            "add partitions to",
             topic,
             "no result from the broker".into(),
         )),

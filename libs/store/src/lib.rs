@@ -14,7 +14,7 @@ use scylla::client::session_builder::SessionBuilder;
 
 pub use read::DocumentReader;
 pub use schema::Keyspace;
-pub use write::{AppliedAt, DocumentWriter};
+pub use write::{AppliedAt, DocumentWriter, ModelSource};
 
 /// Where a local Cassandra listens (`cargo xtask infra up`).
 pub const DEFAULT_CONTACT_POINTS: &str = platform::cassandra::CONTACT_POINTS;

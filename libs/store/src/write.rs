@@ -10,6 +10,11 @@
 //! Events with an idempotency key are remembered in `applied_events` (document, event id,
 //! position, request fingerprint): a keyed command sent twice is one event id at two
 //! positions, and the persister applies only the first (see [`AppliedAt`]).
+//!
+//! That holds only for the topic the table was built from: a recreated topic, or one with
+//! more partitions, restarts the offsets a document's writes carry. So the writer also
+//! keeps `read_model_source`, the topic's id and partition count, which the persister
+//! checks at start and while it runs.
 
 use std::sync::Arc;
 
@@ -29,6 +34,15 @@ pub struct DocumentWriter {
     delete: PreparedStatement,
     applied: PreparedStatement,
     remember: PreparedStatement,
+    source: PreparedStatement,
+    record_source: PreparedStatement,
+}
+
+/// What a read model was built from: the topic's Kafka id and partition count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSource {
+    pub topic_id: Uuid,
+    pub partitions: i32,
 }
 
 /// Where a keyed event was applied first, and the fingerprint of its request.
@@ -63,6 +77,19 @@ impl DocumentWriter {
             format!("DELETE FROM {ks}.documents USING TIMESTAMP ? WHERE id = ?"),
         )
         .await?;
+        let source = crate::prepare(
+            &session,
+            format!("SELECT topic_id, partitions FROM {ks}.read_model_source WHERE topic = ?"),
+        )
+        .await?;
+        let record_source = crate::prepare(
+            &session,
+            format!(
+                "INSERT INTO {ks}.read_model_source (topic, topic_id, partitions, recorded_at) \
+                 VALUES (?, ?, ?, toTimestamp(now()))"
+            ),
+        )
+        .await?;
         let applied = crate::prepare(
             &session,
             format!(
@@ -85,7 +112,54 @@ impl DocumentWriter {
             delete,
             applied,
             remember,
+            source,
+            record_source,
         })
+    }
+
+    /// What the table was built from, if that was recorded.
+    pub async fn source(&self, topic: &str) -> Result<Option<ModelSource>, StoreError> {
+        let statement = || format!("read_model_source of {topic}");
+        let result = self
+            .session
+            .execute_unpaged(&self.source, (topic,))
+            .await
+            .map_err(|source| StoreError::Execute {
+                statement: statement(),
+                source: Box::new(source),
+            })?;
+        let decode = |reason: String| StoreError::Decode {
+            statement: statement(),
+            reason,
+        };
+        let rows = result
+            .into_rows_result()
+            .map_err(|e| decode(e.to_string()))?;
+        let row = rows
+            .maybe_first_row::<(Option<Uuid>, Option<i32>)>()
+            .map_err(|e| decode(e.to_string()))?;
+        Ok(row.and_then(|(id, partitions)| {
+            Some(ModelSource {
+                topic_id: id?,
+                partitions: partitions?,
+            })
+        }))
+    }
+
+    /// Records that the table is built from `source` (the persister does it once, on the
+    /// first start against an empty `read_model_source`).
+    pub async fn record_source(&self, topic: &str, source: ModelSource) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.record_source,
+                (topic, source.topic_id, source.partitions),
+            )
+            .await
+            .map(drop)
+            .map_err(|error| StoreError::Execute {
+                statement: format!("record read_model_source of {topic}"),
+                source: Box::new(error),
+            })
     }
 
     /// Where the event `event` of `document` was applied, if it was (keyed events only).

@@ -18,8 +18,12 @@ pub const SSE_CLIENTS: &str = "sse_clients";
 /// Counter.
 pub const SSE_EVENTS_SENT: &str = "sse_events_sent_total";
 /// Counter; label `reason` (`unparseable`, `unknown-content-type`, `key-mismatch`,
-/// `idempotency-key-reuse`).
+/// `idempotency-key-reuse`, `misplaced`).
 pub const DLQ_MESSAGES: &str = "dlq_messages_total";
 /// Counter: records the persister skipped because their event (a keyed command sent
 /// again) was already applied at an earlier position.
 pub const DOCUMENTS_DUPLICATES_SKIPPED: &str = "documents_duplicates_skipped_total";
+/// Gauge, seconds: how long the persister has held one record it could neither apply nor
+/// dead-letter, once that is longer than its bound (`PERSISTER_STUCK_AFTER_SECS`); 0
+/// otherwise.
+pub const PERSISTER_STUCK_SECONDS: &str = "persister_stuck_seconds";

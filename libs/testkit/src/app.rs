@@ -35,6 +35,18 @@ where
 }
 
 impl RunningApp {
+    /// Waits until the service stops by itself (no shutdown signal), and returns how it
+    /// ended; panics when it still runs after `within`.
+    pub async fn ended(mut self, within: std::time::Duration) -> anyhow::Result<()> {
+        let task = self.task.as_mut().expect("the service task");
+        let outcome = tokio::time::timeout(within, task)
+            .await
+            .unwrap_or_else(|_| panic!("the service still runs after {within:?}"))
+            .expect("service task");
+        self.task = None;
+        outcome
+    }
+
     /// Signals shutdown and waits until the service has stopped; panics if it failed.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

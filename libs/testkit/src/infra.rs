@@ -195,6 +195,58 @@ pub struct TestTopic {
     bootstrap: String,
 }
 
+impl TestTopic {
+    /// Deletes the topic and creates it again under the same name (a new topic id, its
+    /// offsets from 0), and waits until the broker describes the new one.
+    pub async fn recreate(&self) {
+        let admin = messaging::admin_client(&self.bootstrap).expect("Kafka admin client");
+        let before = messaging::topic_identity(&self.bootstrap, &self.name)
+            .await
+            .expect("the topic's identity");
+        messaging::delete_topic(&admin, &self.name)
+            .await
+            .expect("topic deleted");
+        // The broker takes a moment to forget the old topic: "already exists" until then.
+        let started = std::time::Instant::now();
+        loop {
+            // "Already exists" (the old one, still going) is not an error here: try again.
+            let _ = messaging::ensure_topic(&admin, &self.name, self.partitions).await;
+            if let Ok(now) = messaging::topic_identity(&self.bootstrap, &self.name).await
+                && now.id != before.id
+                && now.partitions == self.partitions
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "topic {} was not re-created within 30 s",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Raises the partition count to `total` and waits until the broker describes it.
+    pub async fn add_partitions(&self, total: i32) {
+        let admin = messaging::admin_client(&self.bootstrap).expect("Kafka admin client");
+        messaging::add_partitions(&admin, &self.name, total as usize)
+            .await
+            .expect("partitions added");
+        crate::eventually(
+            "the new partition count",
+            Duration::from_secs(30),
+            || async {
+                messaging::topic_identity(&self.bootstrap, &self.name)
+                    .await
+                    .ok()
+                    .filter(|now| now.partitions == total)
+                    .map(drop)
+            },
+        )
+        .await;
+    }
+}
+
 impl Drop for TestTopic {
     fn drop(&mut self) {
         let (name, bootstrap) = (self.name.clone(), self.bootstrap.clone());

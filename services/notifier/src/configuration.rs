@@ -10,6 +10,7 @@ pub mod defaults {
     pub const REPLAY_CONSUMERS: usize = 4;
     pub const KEEP_ALIVE_SECS: u64 = 15;
     pub const RETRY_MS: u64 = 2000;
+    pub const TOPIC_CHECK_SECS: u64 = 30;
 }
 
 /// Pushes every event of the documents topic to browsers as Server-Sent Events.
@@ -40,6 +41,11 @@ pub struct Config {
     /// The reconnection delay suggested to clients (`retry:`), in milliseconds.
     #[arg(long, env = "SSE_RETRY_MS", default_value_t = defaults::RETRY_MS)]
     pub retry_ms: u64,
+    /// Seconds between checks that the documents topic is still the one the notifier
+    /// started on (its id and partition count); also checked after consumer errors and
+    /// whenever an offset goes back.
+    #[arg(long, env = "SSE_TOPIC_CHECK_SECS", default_value_t = defaults::TOPIC_CHECK_SECS)]
+    pub topic_check_secs: u64,
 }
 
 impl Config {
@@ -54,6 +60,7 @@ impl Config {
             replay_consumers: defaults::REPLAY_CONSUMERS,
             keep_alive_secs: defaults::KEEP_ALIVE_SECS,
             retry_ms: defaults::RETRY_MS,
+            topic_check_secs: defaults::TOPIC_CHECK_SECS,
         }
     }
 
@@ -63,5 +70,9 @@ impl Config {
 
     pub fn retry(&self) -> Duration {
         Duration::from_millis(self.retry_ms)
+    }
+
+    pub fn topic_check(&self) -> Duration {
+        Duration::from_secs(self.topic_check_secs.max(1))
     }
 }

@@ -47,7 +47,8 @@ pub struct Subscription {
     /// from Kafka first.
     pub from_kafka: Vec<Replay>,
     /// Partitions whose requested position lies beyond what the topic holds (a token of
-    /// another topic, or of a topic that was recreated): they continue live from here.
+    /// another topic, or of a topic that was recreated), as (partition, requested, end):
+    /// they start again from the earliest event the topic holds.
     pub ahead: Vec<(usize, i64, i64)>,
     /// History held in memory from the requested position on, in delivery order.
     pub from_memory: Vec<Item>,
@@ -147,6 +148,11 @@ impl Hub {
 
     pub fn partitions(&self) -> usize {
         self.lock().next.len()
+    }
+
+    /// The next offset the consumer is expected to read from `partition`.
+    pub fn next_offset(&self, partition: usize) -> i64 {
+        self.lock().next.get(partition).copied().unwrap_or(0)
     }
 
     /// Streams open now.
@@ -270,12 +276,16 @@ impl Hub {
             let wanted = start.get(partition);
             let (floor, next) = (state.floor[partition], state.next[partition]);
             if wanted > next {
+                // The position does not exist in this topic (a recreated topic, or a
+                // token of another deployment): the client gets `event: reset`, then
+                // everything the topic holds, never a silent gap.
                 ahead.push((partition, wanted, next));
-                start.set(partition, next);
-            } else if wanted < floor {
+                start.set(partition, 0);
+            }
+            if start.get(partition) < floor {
                 from_kafka.push(Replay {
                     partition,
-                    from: wanted,
+                    from: start.get(partition),
                     until: floor,
                 });
             }
@@ -411,6 +421,34 @@ mod tests {
             }]
         );
         assert_eq!(offsets(&sub.from_memory), vec![(0, 7), (0, 8)]);
+    }
+
+    #[test]
+    fn a_position_beyond_the_topic_starts_again_from_the_earliest_event() {
+        // Memory holds offsets 5..=8 of a topic whose history starts at 0: a token at 20
+        // (of a topic recreated since) gets all of it, from Kafka then from memory.
+        let hub = Hub::new(vec![5], 10, 8, 100);
+        let doc = Uuid::new_v4();
+        for offset in 5..9 {
+            hub.publish(0, offset, Some(item(0, offset, doc, offset)));
+        }
+        let sub = hub
+            .subscribe(Some(Position::new(vec![20])), None, None)
+            .unwrap();
+        assert_eq!(sub.ahead, vec![(0, 20, 9)]);
+        assert_eq!(sub.start, Position::new(vec![0]));
+        assert_eq!(
+            sub.from_kafka,
+            vec![Replay {
+                partition: 0,
+                from: 0,
+                until: 5
+            }]
+        );
+        assert_eq!(
+            offsets(&sub.from_memory),
+            vec![(0, 5), (0, 6), (0, 7), (0, 8)]
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Delivered, Hub, Item};
 use crate::internal_events::{HistoryLoaded, NotAnEvent};
+use crate::layout::LayoutWatch;
 use telemetry::kafka::LagContext;
 
 /// The consumer group name the notifier reports in metrics; it never commits.
@@ -78,12 +79,14 @@ pub fn item_of(message: &BorrowedMessage<'_>) -> Option<Item> {
 }
 
 /// Reads every partition into the hub until `shutdown`. Marks the hub caught up once
-/// each partition reached `targets` (its end when the notifier started).
+/// each partition reached `targets` (its end when the notifier started). A record whose
+/// offset goes back is not published before `layout` confirmed the topic did not change.
 pub async fn run_consumer(
     consumer: Arc<StreamConsumer<LagContext>>,
     hub: Arc<Hub>,
     targets: Vec<i64>,
     topic: String,
+    layout: Arc<LayoutWatch>,
     shutdown: CancellationToken,
 ) {
     let caught_up = |hub: &Hub| {
@@ -106,6 +109,11 @@ pub async fn run_consumer(
                 let Ok(partition) = usize::try_from(message.partition()) else {
                     continue;
                 };
+                // An offset below the next one expected: the topic may have been recreated
+                // (its offsets restart). Nothing of it is published before Kafka says.
+                if message.offset() < hub.next_offset(partition) && !layout.check().await {
+                    break;
+                }
                 // One CONSUMER span per record, continuing the trace of the command.
                 let span = telemetry::kafka::process_span(
                     message.topic(),
@@ -145,6 +153,8 @@ pub async fn run_consumer(
             }
             Err(error) => {
                 ConsumerFailed { error: &error }.emit();
+                // A deleted topic shows as consumer errors.
+                layout.suspect();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

@@ -8,6 +8,7 @@ pub mod hub;
 mod internal_events;
 pub mod kafka;
 mod repeats;
+pub mod layout;
 pub mod routes;
 pub mod serve;
 pub mod startup;

@@ -125,15 +125,22 @@ async fn listen(
         .or(query.last_event_id)
         .filter(|t| !t.trim().is_empty());
     let partitions = streams.hub.partitions();
-    let requested = token
-        .map(|t| Position::parse(&t, partitions))
-        .transpose()
-        .map_err(|e| {
-            ApiError::new(
+    // A token of another partition count names no position here: start again from the
+    // earliest events, after an `event: reset` that says so.
+    let mut other_layout = None;
+    let requested = match token.map(|t| Position::parse(&t, partitions)).transpose() {
+        Ok(requested) => requested,
+        Err(error) if error.other_layout.is_some() => {
+            other_layout = error.other_layout;
+            Some(Position::new(vec![0; partitions]))
+        }
+        Err(error) => {
+            return Err(ApiError::new(
                 ProblemKind::InvalidParameter,
-                format!("{e}; send the id of the last event received, or no Last-Event-ID"),
-            )
-        })?;
+                format!("{error}; send the id of the last event received, or no Last-Event-ID"),
+            ));
+        }
+    };
     if tokio::time::timeout(CATCH_UP_WAIT, streams.hub.wait_caught_up())
         .await
         .is_err()
@@ -160,13 +167,24 @@ async fn listen(
             .retry(streams.retry)
             .id(position.to_string()),
     );
-    for &(partition, wanted, next) in &subscription.ahead {
+    if let Some((partition, wanted)) = other_layout {
         opening.push_back(reset(
             &position,
             partition,
             wanted,
-            next,
-            "the position is beyond the end of the topic (a token of another deployment, or the topic was recreated); continuing with new events",
+            0,
+            &format!(
+                "the token names partition {partition}, which this topic ({partitions} partitions) does not have; starting again from the earliest events"
+            ),
+        ));
+    }
+    for &(partition, wanted, _end) in &subscription.ahead {
+        opening.push_back(reset(
+            &position,
+            partition,
+            wanted,
+            position.get(partition),
+            "the position is beyond the end of the topic (a token of another deployment, or the topic was recreated); starting again from the earliest events",
         ));
     }
     let state = StreamState {

@@ -13,6 +13,7 @@ use web::Shell;
 use crate::Config;
 use crate::hub::Hub;
 use crate::kafka::{self, ReplayPool};
+use crate::layout::LayoutWatch;
 use crate::routes::{self, Streams};
 use crate::serve;
 
@@ -22,6 +23,9 @@ pub struct Application {
     hub: Arc<Hub>,
     consumer: Arc<StreamConsumer<LagContext>>,
     targets: Vec<i64>,
+    layout: Arc<LayoutWatch>,
+    /// Cancelled by the layout watch when the topic changes: serving ends.
+    stopping: CancellationToken,
     config: Config,
 }
 
@@ -37,9 +41,33 @@ impl std::fmt::Debug for Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self> {
         let shell = Shell::bind(&config.http).await?;
+        // What the resume tokens will mean: this topic (id) with this many partitions.
+        let watch =
+            messaging::TopicWatch::new(&config.kafka.bootstrap_servers, &config.kafka.topic)
+                .context("cannot create the Kafka admin client")?;
+        let identity = watch
+            .identity()
+            .await
+            .context("cannot tell which topic the documents topic is (id and partitions)")?;
         let marks = kafka::watermarks(&config.kafka)
             .await
             .context("cannot read the documents topic's partitions")?;
+        if marks.len() != usize::try_from(identity.partitions).unwrap_or(0) {
+            anyhow::bail!(
+                "the documents topic {} changed while the notifier started ({} partitions, \
+                 then {}); start it again",
+                config.kafka.topic,
+                identity.partitions,
+                marks.len()
+            );
+        }
+        let stopping = CancellationToken::new();
+        let layout = Arc::new(LayoutWatch::new(
+            watch,
+            identity,
+            config.topic_check(),
+            stopping.clone(),
+        ));
         // Pre-fill memory with the last events of each partition, so that the clients
         // reconnecting after a restart are served without Kafka replays.
         let depth = i64::try_from(config.history_per_partition).unwrap_or(i64::MAX);
@@ -61,6 +89,8 @@ impl Application {
             hub,
             consumer: Arc::new(consumer),
             targets,
+            layout,
+            stopping,
             config,
         })
     }
@@ -70,20 +100,42 @@ impl Application {
     }
 
     /// Consumes and serves until `shutdown` is cancelled; then every stream ends cleanly.
+    /// When the topic changes under it (partitions added, or recreated), it ends every
+    /// stream the same way by itself and returns the error naming the fix.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
+        // Serving stops on shutdown, or when the layout watch says the topic changed.
+        let stopping = self.stopping.clone();
+        let forward = shutdown.clone();
+        let outer = stopping.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = forward.cancelled() => outer.cancel(),
+                () = outer.cancelled() => {}
+            }
+        });
         let consumer_stop = CancellationToken::new();
         let consumer = tokio::spawn(kafka::run_consumer(
             Arc::clone(&self.consumer),
             Arc::clone(&self.hub),
             self.targets,
             self.config.kafka.topic.clone(),
+            Arc::clone(&self.layout),
             consumer_stop.clone(),
         ));
+        let watching = tokio::spawn({
+            let (layout, stop) = (Arc::clone(&self.layout), consumer_stop.clone());
+            async move { layout.run(stop).await }
+        });
         let hub = Arc::clone(&self.hub);
         let live = Arc::clone(&self.consumer);
+        let layout = Arc::clone(&self.layout);
         let ready = web::readiness(move || {
             let (hub, live) = (Arc::clone(&hub), Arc::clone(&live));
+            let halted = layout.halted();
             async move {
+                if let Some(why) = halted {
+                    return Err(format!("the notifier stopped: {why}"));
+                }
                 messaging::ping_with(move |timeout| live.client().fetch_metadata(None, timeout))
                     .await?;
                 if hub.is_caught_up() {
@@ -102,14 +154,18 @@ impl Application {
         let router = self.shell.router(routes::router(streams), ready);
         // The hub ends every stream when shutdown begins, so that connections can finish.
         let hub = Arc::clone(&self.hub);
-        let closing = shutdown.clone();
+        let closing = stopping.clone();
         tokio::spawn(async move {
             closing.cancelled().await;
             hub.close_all();
         });
-        serve::serve(self.shell.into_listener(), router, shutdown).await;
+        serve::serve(self.shell.into_listener(), router, stopping).await;
         consumer_stop.cancel();
         consumer.await?;
+        watching.await?;
+        if let Some(why) = self.layout.halted() {
+            anyhow::bail!("the notifier stopped: {why}");
+        }
         tracing::info!("notifier stopped");
         Ok(())
     }

@@ -9,12 +9,16 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position(Vec<i64>);
 
-/// Why a token was refused (400).
+/// Why a token was refused (400), or does not fit this topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("resume token {token:?} is not valid: {reason}")]
 pub struct TokenError {
     pub token: String,
     pub reason: String,
+    /// Set when the token is well-formed but names a partition this topic does not have,
+    /// as (partition, offset): a token of another partition count, which the stream
+    /// answers with `event: reset` and the earliest events, not with 400.
+    pub other_layout: Option<(usize, i64)>,
 }
 
 impl Position {
@@ -45,8 +49,10 @@ impl Position {
         let error = |reason: String| TokenError {
             token: token.chars().take(200).collect(),
             reason,
+            other_layout: None,
         };
         let mut offsets = vec![None; partitions];
+        let mut beyond = None;
         for pair in token.trim().split(',') {
             let (partition, offset) = pair
                 .split_once(':')
@@ -60,14 +66,21 @@ impl Position {
             if offset < 0 {
                 return Err(error(format!("offset {offset} is negative")));
             }
-            let slot = offsets.get_mut(partition).ok_or_else(|| {
-                error(format!(
-                    "partition {partition} does not exist (the topic has {partitions})"
-                ))
-            })?;
+            let Some(slot) = offsets.get_mut(partition) else {
+                beyond.get_or_insert((partition, offset));
+                continue;
+            };
             if slot.replace(offset).is_some() {
                 return Err(error(format!("partition {partition} appears twice")));
             }
+        }
+        if let Some((partition, offset)) = beyond {
+            return Err(TokenError {
+                other_layout: Some((partition, offset)),
+                ..error(format!(
+                    "partition {partition} does not exist (the topic has {partitions})"
+                ))
+            });
         }
         Ok(Self(offsets.into_iter().map(|o| o.unwrap_or(0)).collect()))
     }
@@ -126,6 +139,7 @@ mod tests {
         ] {
             let error = Position::parse(token, 3).unwrap_err();
             assert!(error.to_string().contains(reason), "{token:?}: {error}");
+            assert_eq!(error.other_layout.is_some(), reason == "does not exist");
         }
     }
 }

@@ -1,5 +1,13 @@
 //! The persister's settings: environment variables (or flags), with local defaults.
 
+use std::time::Duration;
+
+/// The defaults of the settings below, used by clap and by [`Config::for_tests`] alike.
+pub mod defaults {
+    pub const STUCK_AFTER_SECS: u64 = 60;
+    pub const TOPIC_CHECK_SECS: u64 = 30;
+}
+
 /// Applies the events of Kafka to the Cassandra read model.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "persister", version, about)]
@@ -16,6 +24,15 @@ pub struct Config {
     pub dlq_topic: String,
     #[command(flatten)]
     pub cassandra: store::CassandraArgs,
+    /// Seconds one record may be held (neither applied nor dead-lettered) before the
+    /// persister reports itself not ready and `persister_stuck_seconds` rises.
+    #[arg(long, env = "PERSISTER_STUCK_AFTER_SECS", default_value_t = defaults::STUCK_AFTER_SECS)]
+    pub stuck_after_secs: u64,
+    /// Seconds between checks that the documents topic is still the one the read model
+    /// was built from (its id and partition count); also checked at every new partition
+    /// assignment, after consumer errors, and whenever an offset goes back.
+    #[arg(long, env = "PERSISTER_TOPIC_CHECK_SECS", default_value_t = defaults::TOPIC_CHECK_SECS)]
+    pub topic_check_secs: u64,
     /// Whether the Kafka client also commits stored offsets by itself (every second, and
     /// when it closes). Always on in service, and no flag changes it: tests turn it off to
     /// see what the synchronous commit at shutdown does alone.
@@ -38,7 +55,17 @@ impl Config {
             group_id: format!("{topic}-persister"),
             dlq_topic: dlq_topic.to_owned(),
             cassandra: store::CassandraArgs::new(contact_points, keyspace),
+            stuck_after_secs: defaults::STUCK_AFTER_SECS,
+            topic_check_secs: defaults::TOPIC_CHECK_SECS,
             background_commits: true,
         }
+    }
+
+    pub fn stuck_after(&self) -> Duration {
+        Duration::from_secs(self.stuck_after_secs)
+    }
+
+    pub fn topic_check(&self) -> Duration {
+        Duration::from_secs(self.topic_check_secs.max(1))
     }
 }

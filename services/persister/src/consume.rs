@@ -1,6 +1,10 @@
 //! The consume loop: one record at a time, in partition order. A record is applied to
 //! Cassandra (retrying with backoff, never moving past it, while Cassandra fails) or
 //! dead-lettered, and only then is its offset stored for the next commit.
+//!
+//! Before a record is handled, the ordering guard says whether the topic is still the one
+//! the read model was built from; when it is not, the loop stops before applying the
+//! record or storing its offset, commits what was applied, and returns the error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,18 +20,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dead_letters::{DeadLetters, Reason};
-use crate::idempotent::{Keyed, Verdict};
+use crate::guard::{LayoutChanged, OrderingGuard, Verdict};
+use crate::health::Health;
+use crate::idempotent::{Keyed, Verdict as KeyVerdict};
 use crate::internal_events::{
     At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, DuplicateSkipped, EventApplied,
     OffsetNotStored, WriteFailed,
 };
 
-/// Whether a record was dealt with or the loop was told to stop first.
-#[derive(Debug, PartialEq, Eq)]
+/// Whether a record was dealt with, the loop was told to stop first, or the topic is no
+/// longer the one the read model was built from.
+#[derive(Debug)]
 enum Outcome {
     Done,
     Interrupted,
+    Halted(LayoutChanged),
 }
+
+/// How long a record is held before the guard asks Kafka again, when Kafka did not say
+/// what the topic is.
+const VERIFY_RETRY: Duration = Duration::from_secs(1);
 
 /// What the loop needs.
 pub struct Projection {
@@ -36,6 +48,8 @@ pub struct Projection {
     pub store: DocumentWriter,
     pub dead_letters: DeadLetters,
     pub group: String,
+    pub guard: OrderingGuard,
+    pub health: std::sync::Arc<Health>,
 }
 
 impl std::fmt::Debug for Projection {
@@ -48,21 +62,46 @@ impl std::fmt::Debug for Projection {
 }
 
 impl Projection {
-    /// Consumes until `shutdown`, then commits the offsets of what was applied.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Consumes until `shutdown`, then commits the offsets of what was applied. Returns
+    /// the error when it stopped because the topic changed under the read model.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), LayoutChanged> {
         // One counter per topic, looked up once: the loop runs for every record.
         let mut consumed: Option<RecordsConsumed> = None;
+        let mut stopped = Ok(());
+        // Its own handle: a record borrows the consumer while `handle` borrows `self`.
+        let consumer = Arc::clone(&self.consumer);
         loop {
+            let due = self.guard.until_due();
             let message = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                message = self.consumer.recv() => message,
+                message = consumer.recv() => message,
+                // The periodic check, when no record comes to trigger one.
+                () = tokio::time::sleep(due) => {
+                    match self.guard.verify().await {
+                        Ok(Verdict::Unknown(error)) => {
+                            tracing::warn!(%error, "cannot tell whether the topic changed; asking again later");
+                        }
+                        Ok(_) => {}
+                        Err(changed) => {
+                            stopped = Err(changed);
+                            break;
+                        }
+                    }
+                    continue;
+                }
             };
             let message = match message {
                 Ok(message) => message,
                 Err(error) => {
                     ConsumerFailed { error: &error }.emit();
-                    if pause(&shutdown, Duration::from_millis(500)).await == Outcome::Interrupted {
+                    // A deleted topic shows as consumer errors: check it before the next
+                    // record is applied.
+                    self.guard.suspect();
+                    if matches!(
+                        pause(&shutdown, Duration::from_millis(500)).await,
+                        Outcome::Interrupted
+                    ) {
                         break;
                     }
                     continue;
@@ -76,12 +115,22 @@ impl Projection {
                 message.offset(),
                 message.headers(),
             );
-            if self.handle(&message, &shutdown).instrument(span).await == Outcome::Interrupted {
-                break;
+            self.health.begin(At {
+                partition: message.partition(),
+                offset: message.offset(),
+            });
+            match self.handle(&message, &shutdown).instrument(span).await {
+                Outcome::Done => {}
+                Outcome::Interrupted => break,
+                Outcome::Halted(changed) => {
+                    stopped = Err(changed);
+                    break;
+                }
             }
+            self.health.done();
             // Stored here, committed by the next auto-commit or at shutdown: an offset is
             // never committed before its record was applied or dead-lettered.
-            if let Err(error) = self.consumer.store_offset_from_message(&message) {
+            if let Err(error) = consumer.store_offset_from_message(&message) {
                 // The partition was revoked meanwhile; its new owner applies the record
                 // again, which is harmless (applying is idempotent).
                 OffsetNotStored { error: &error }.emit();
@@ -93,14 +142,59 @@ impl Projection {
             counter.emit();
             consumed = Some(counter);
         }
-        let committed = self.consumer.commit_consumer_state(CommitMode::Sync);
+        if let Err(changed) = &stopped {
+            self.health.halt(&changed.0);
+            tracing::error!(error = %changed, "the documents topic changed under the read model: stopping");
+        }
+        let committed = consumer.commit_consumer_state(CommitMode::Sync);
         CommittedAtShutdown {
             result: committed.as_ref().map_err(|e| e as _).copied(),
         }
         .emit();
+        stopped
     }
 
-    async fn handle(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Outcome {
+    /// Asks the guard about the record at `partition`/`offset` (about its key's
+    /// placement when `key` is given), holding the record while Kafka does not answer.
+    async fn guarded(
+        &mut self,
+        shutdown: &CancellationToken,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+    ) -> Result<Verdict, Outcome> {
+        loop {
+            let answer = match key {
+                None => self.guard.admit(partition, offset).await,
+                Some(key) => self.guard.misplaced(partition, key).await,
+            };
+            match answer {
+                Ok(Verdict::Unknown(error)) => {
+                    let why = format!(
+                        "cannot tell whether the topic is still the one the read model was \
+                         built from: {error}"
+                    );
+                    tracing::warn!(%why, partition, offset, "holding the record");
+                    self.health.failing(why);
+                    if matches!(pause(shutdown, VERIFY_RETRY).await, Outcome::Interrupted) {
+                        return Err(Outcome::Interrupted);
+                    }
+                }
+                Ok(verdict) => return Ok(verdict),
+                Err(changed) => return Err(Outcome::Halted(changed)),
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
+        let (partition, offset) = (message.partition(), message.offset());
+        if let Err(outcome) = self.guarded(shutdown, partition, offset, None).await {
+            return outcome;
+        }
         let content_type = messaging::header_str(message.headers(), "content-type");
         if content_type.is_none_or(|ct| !mime::matches(ct, mime::EVENT)) {
             let detail = format!("content-type {content_type:?} is not {}", mime::EVENT);
@@ -125,10 +219,25 @@ impl Projection {
                 .dead_letter(message, Reason::KeyMismatch, &detail, shutdown)
                 .await;
         }
-        let at = At {
-            partition: message.partition(),
-            offset: message.offset(),
-        };
+        // Only a record that is about to be applied must sit where its key says: its
+        // offset orders it after its document's earlier writes only there.
+        match self
+            .guarded(shutdown, partition, offset, Some(key.as_bytes()))
+            .await
+        {
+            Ok(Verdict::Misplaced { expected }) => {
+                let detail = format!(
+                    "key {key} belongs in partition {expected}, not {partition}, of a topic \
+                     that did not change: a producer placed it by another rule"
+                );
+                return self
+                    .dead_letter(message, Reason::Misplaced, &detail, shutdown)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(outcome) => return outcome,
+        }
+        let at = At { partition, offset };
         // A keyed command sent again is one event: apply its first record only.
         let keyed = Keyed::of(message, &event);
         if let Some(keyed) = &keyed {
@@ -141,8 +250,8 @@ impl Projection {
                 return Outcome::Interrupted;
             };
             match keyed.verdict(first, at) {
-                Verdict::Apply => {}
-                Verdict::Duplicate(first) => {
+                KeyVerdict::Apply => {}
+                KeyVerdict::Duplicate(first) => {
                     let first = At {
                         partition: first.partition,
                         offset: first.offset,
@@ -155,7 +264,7 @@ impl Projection {
                     .emit();
                     return Outcome::Done;
                 }
-                Verdict::Reused(first) => {
+                KeyVerdict::Reused(first) => {
                     let detail = format!(
                         "event {} was applied at {}:{} for another request; its idempotency key was reused",
                         keyed.event, first.partition, first.offset
@@ -166,11 +275,13 @@ impl Projection {
                 }
             }
         }
+        let health = &self.health;
         let applied = messaging::retry(
             shutdown,
             messaging::Backoff::default(),
             || self.store.apply(&event, message.offset()),
             |error, attempt, retry_in| {
+                health.failing(format!("Cassandra write failed: {error}"));
                 WriteFailed {
                     error,
                     attempt,
@@ -209,6 +320,8 @@ impl Projection {
             messaging::Backoff::default(),
             call,
             |error, attempt, retry_in| {
+                self.health
+                    .failing(format!("Cassandra did not answer: {error}"));
                 WriteFailed {
                     error,
                     attempt,
@@ -233,6 +346,8 @@ impl Projection {
             messaging::Backoff::default(),
             || self.dead_letters.send(message, reason, detail),
             |error, attempt, retry_in| {
+                self.health
+                    .failing(format!("the dead letter was not stored: {error}"));
                 DeadLetterFailed {
                     error,
                     attempt,

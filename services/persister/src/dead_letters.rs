@@ -26,14 +26,20 @@ pub enum Reason {
     /// The record's event id (derived from an idempotency key) was already applied for a
     /// different request: the client reused the key for another command.
     IdempotencyKeyReuse,
+    /// The record's key belongs in another partition of the topic as the read model
+    /// knows it, although the topic did not change: a producer with another partitioner
+    /// (or a chosen partition) wrote it, so its offset does not order it after its
+    /// document's earlier writes.
+    Misplaced,
 }
 
 impl Reason {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Unparseable,
         Self::UnknownContentType,
         Self::KeyMismatch,
         Self::IdempotencyKeyReuse,
+        Self::Misplaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,7 @@ impl Reason {
             Self::UnknownContentType => "unknown-content-type",
             Self::KeyMismatch => "key-mismatch",
             Self::IdempotencyKeyReuse => "idempotency-key-reuse",
+            Self::Misplaced => "misplaced",
         }
     }
 }

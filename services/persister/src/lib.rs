@@ -6,6 +6,8 @@ pub mod configuration;
 pub mod consume;
 pub mod dead_letters;
 pub mod idempotent;
+pub mod guard;
+pub mod health;
 mod internal_events;
 pub mod startup;
 

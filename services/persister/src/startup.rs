@@ -1,6 +1,7 @@
 //! Building and running the persister: `Application::build` connects to Kafka and
-//! Cassandra and binds the port, `run_until_stopped` consumes and serves health until the
-//! shutdown token is cancelled, then commits what it applied.
+//! Cassandra, checks that the topic is the one the read model was built from, and binds
+//! the port; `run_until_stopped` consumes and serves health until the shutdown token is
+//! cancelled (or the topic changes under the read model), then commits what it applied.
 
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ use web::Shell;
 use crate::Config;
 use crate::consume::Projection;
 use crate::dead_letters::DeadLetters;
+use crate::guard::OrderingGuard;
+use crate::health::Health;
 
 /// A persister ready to run.
 #[derive(Debug)]
@@ -29,6 +32,19 @@ impl Application {
         let store = DocumentWriter::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
+        // The read model orders writes by offset: refuse a topic whose offsets are not the
+        // ones it was built from (recreated, or with another partition count).
+        let watch =
+            messaging::TopicWatch::new(&config.kafka.bootstrap_servers, &config.kafka.topic)
+                .context("cannot create the Kafka admin client")?;
+        let guard = OrderingGuard::at_start(
+            &store,
+            watch,
+            &config.cassandra.keyspace,
+            config.topic_check(),
+        )
+        .await
+        .context("the persister refuses to start")?;
         let consumer: StreamConsumer<LagContext> = config
             .kafka
             .client_config()
@@ -65,6 +81,7 @@ impl Application {
         // Dead letters are counted from zero, so that a dashboard shows 0, not "no data".
         crate::internal_events::DeadLettered::register();
         crate::internal_events::DuplicateSkipped::register();
+        let health = Arc::new(Health::new(&config.kafka.topic, config.stuck_after()));
         Ok(Self {
             shell,
             projection: Projection {
@@ -72,6 +89,8 @@ impl Application {
                 store,
                 dead_letters,
                 group: config.group_id,
+                guard,
+                health,
             },
         })
     }
@@ -81,13 +100,19 @@ impl Application {
     }
 
     /// Consumes and serves health until `shutdown` is cancelled; then the record in hand
-    /// is finished (or left for the next run), offsets are committed, and it returns.
+    /// is finished (or left for the next run), offsets are committed, and it returns. When
+    /// the topic changes under the read model it stops the same way by itself, and
+    /// returns the error (the binary exits non-zero with it).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<()> {
         let store = self.projection.store.clone();
         let consumer = Arc::clone(&self.projection.consumer);
+        let health = Arc::clone(&self.projection.health);
         let ready = web::readiness(move || {
             let (store, consumer) = (store.clone(), Arc::clone(&consumer));
+            let health = Arc::clone(&health);
             async move {
+                // First: a held record or a stop says more than "Cassandra does not answer".
+                health.check()?;
                 messaging::ping_with(move |timeout| {
                     consumer.client().fetch_metadata(None, timeout)
                 })
@@ -95,9 +120,27 @@ impl Application {
                 store.ping().await
             }
         });
-        let http = tokio::spawn(self.shell.serve(Router::new(), ready, shutdown.clone()));
-        self.projection.run(shutdown.clone()).await;
+        // Its own token: a stop of the projection ends serving too.
+        let serving = shutdown.child_token();
+        let http = tokio::spawn(self.shell.serve(Router::new(), ready, serving.clone()));
+        let health = Arc::clone(&self.projection.health);
+        let gauge = tokio::spawn({
+            let serving = serving.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        () = serving.cancelled() => break,
+                        _ = tick.tick() => health.publish(),
+                    }
+                }
+            }
+        });
+        let stopped = self.projection.run(shutdown.clone()).await;
+        serving.cancel();
         http.await??;
+        gauge.await?;
+        stopped.context("the persister stopped")?;
         tracing::info!("persister stopped");
         Ok(())
     }

@@ -4,4 +4,5 @@
 mod frames;
 mod openapi;
 mod repeats;
+mod layout;
 mod sse;

@@ -3,5 +3,6 @@
 
 mod common;
 mod idempotent;
+mod ordering;
 mod outage;
 mod projection;
