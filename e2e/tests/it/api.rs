@@ -120,3 +120,24 @@ async fn the_gateway_stops_large_bodies() {
         "not the gateway's refusal: {detail}"
     );
 }
+
+/// Each service's OpenAPI 3.1 description is public through the gateway, under its prefix.
+#[tokio::test]
+async fn every_service_describes_its_api_through_the_gateway() {
+    let client = testkit::http();
+    let base = e2e::check_gateway(&client).await;
+    for service in platform::SERVICES {
+        let Some(route) = service.route else { continue };
+        let url = format!("{base}{}/openapi.json", route.prefix);
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        let description: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(description["openapi"], "3.1.0", "{url}");
+        assert!(
+            description["paths"]
+                .as_object()
+                .is_some_and(|paths| paths.keys().any(|p| p.starts_with("/documents"))),
+            "{url} describes no /documents path"
+        );
+    }
+}

@@ -5,9 +5,9 @@
 pub mod configuration;
 pub mod consume;
 pub mod dead_letters;
-pub mod idempotent;
 pub mod guard;
 pub mod health;
+pub mod idempotent;
 mod internal_events;
 pub mod startup;
 

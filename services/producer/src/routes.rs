@@ -32,6 +32,20 @@ pub struct Commands {
     pub keys: RecentKeys,
 }
 
+/// The producer's OpenAPI description, served at `/openapi.json` and committed as
+/// `services/producer/openapi.json`.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "kafka-cqrs producer",
+        description = "The command side: each command becomes an event in Kafka, answered \
+            once Kafka confirmed it. Send an Idempotency-Key to make a retry safe. Through \
+            the gateway its paths start with /producer."
+    ),
+    paths(create, update, remove)
+)]
+pub struct ApiDoc;
+
 pub fn router(publisher: Publisher) -> Router {
     let commands = Commands {
         publisher,
@@ -43,6 +57,7 @@ pub fn router(publisher: Publisher) -> Router {
         // Bodies over the limit are refused with 413 by `web::command_body`.
         .layer(DefaultBodyLimit::max(web::MAX_BODY_BYTES))
         .with_state(commands)
+        .merge(web::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()))
 }
 
 /// The `Idempotency-Key` of a request, if it has one (400 when it is not a valid key).
@@ -62,6 +77,33 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         .map_err(|e| ApiError::new(ProblemKind::InvalidParameter, e.to_string()))
 }
 
+/// Creates a document.
+#[utoipa::path(
+    post,
+    path = "/documents",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes a retry safe: the same key and request yield one event and the same answer"),
+    ),
+    request_body(content = events::CreateDocument,
+        content_type = "application/vnd.kafka-cqrs.create-document.1+json"),
+    responses(
+        (status = 201, description = "Created; the event is durably in Kafka",
+            headers(("Location" = String, description = "Where the reader serves it, through the gateway")),
+            content_type = "application/vnd.kafka-cqrs.document-id.1+json", body = events::DocumentId),
+        (status = 400, description = "Malformed JSON, or an Idempotency-Key that is not 1 to 255 visible ASCII characters",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 413, description = "A body over 64 KiB",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 415, description = "A missing or wrong Content-Type",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 422, description = "JSON of the wrong shape, or an Idempotency-Key already used for another request",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 503, description = "Not queued (type unavailable: nothing was sent, safe to retry) or outcome unknown (type outcome-unknown: retry with the same Idempotency-Key)",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content_type = "application/problem+json", body = events::Problem),
+    )
+)]
 async fn create(
     State(commands): State<Commands>,
     headers: HeaderMap,
@@ -94,6 +136,31 @@ async fn create(
         .into_response())
 }
 
+/// Updates the fields a command carries; the others stay as they are.
+#[utoipa::path(
+    put,
+    path = "/documents",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes a retry safe: the same key and request yield one event and the same answer"),
+    ),
+    request_body(content = events::UpdateDocument,
+        content_type = "application/vnd.kafka-cqrs.update-document.1+json"),
+    responses(
+        (status = 200, description = "Updated; the event is durably in Kafka (empty body)"),
+        (status = 400, description = "Malformed JSON, or an Idempotency-Key that is not 1 to 255 visible ASCII characters",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 413, description = "A body over 64 KiB",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 415, description = "A missing or wrong Content-Type",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 422, description = "JSON of the wrong shape, or an Idempotency-Key already used for another request",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 503, description = "Not queued (type unavailable: nothing was sent, safe to retry) or outcome unknown (type outcome-unknown: retry with the same Idempotency-Key)",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content_type = "application/problem+json", body = events::Problem),
+    )
+)]
 async fn update(
     State(commands): State<Commands>,
     headers: HeaderMap,
@@ -107,6 +174,26 @@ async fn update(
     Ok(StatusCode::OK.into_response())
 }
 
+/// Deletes a document.
+#[utoipa::path(
+    delete,
+    path = "/documents/{id}",
+    params(
+        ("id" = Uuid, Path, description = "The document's id"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes a retry safe: the same key and request yield one event and the same answer"),
+    ),
+    responses(
+        (status = 204, description = "Deleted; the event is durably in Kafka (empty body)"),
+        (status = 400, description = "The id is not a UUID, or a bad Idempotency-Key",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 422, description = "An Idempotency-Key already used for another request",
+            content_type = "application/problem+json", body = events::Problem),
+        (status = 503, description = "Not queued (type unavailable: nothing was sent, safe to retry) or outcome unknown (type outcome-unknown: retry with the same Idempotency-Key)",
+            headers(("Retry-After" = u32, description = "Seconds to wait")),
+            content_type = "application/problem+json", body = events::Problem),
+    )
+)]
 async fn remove(
     State(commands): State<Commands>,
     headers: HeaderMap,
@@ -174,9 +261,16 @@ fn reused(key: &IdempotencyKey) -> ApiError {
 
 /// The 503 for a publish that failed: "not queued" (nothing was sent, safe to retry) or
 /// "outcome unknown" (it may be stored: retry with the same key).
+///
+/// The body never carries Kafka's own words (they are logged by `EventNotConfirmed`); it
+/// names the trace id they are logged under.
 fn refusal(error: &PublishError, keyed: bool) -> ApiError {
+    let trace = current_trace_id();
     if !error.outcome_unknown() {
-        return ApiError::unavailable(format!("{error}; not queued, safe to retry"), RETRY_AFTER);
+        return ApiError::unavailable(
+            format!("Kafka did not take the command (trace {trace}); not queued, safe to retry"),
+            RETRY_AFTER,
+        );
     }
     let advice = if keyed {
         "the command may or may not have been applied: send it again with the same \
@@ -187,7 +281,7 @@ fn refusal(error: &PublishError, keyed: bool) -> ApiError {
     };
     ApiError::retry_later(
         ProblemKind::OutcomeUnknown,
-        format!("{error}; {advice}"),
+        format!("Kafka did not confirm the command in time (trace {trace}); {advice}"),
         RETRY_AFTER,
     )
 }
@@ -205,6 +299,10 @@ mod tests {
         let refused = refusal(&not_queued, false);
         assert_eq!(refused.problem.kind, "urn:kafka-cqrs:problem:unavailable");
         assert!(refused.problem.detail.contains("not queued, safe to retry"));
+        assert!(
+            !refused.problem.detail.contains("Queue"),
+            "Kafka's words in the body"
+        );
         assert_eq!(refused.retry_after, Some(RETRY_AFTER));
 
         let unknown = PublishError::OutcomeUnknown {
@@ -215,6 +313,10 @@ mod tests {
         assert_eq!(keyed.problem.status, 503);
         assert_eq!(keyed.problem.kind, "urn:kafka-cqrs:problem:outcome-unknown");
         assert!(keyed.problem.detail.contains("same Idempotency-Key"));
+        assert!(
+            !keyed.problem.detail.contains("timed out"),
+            "Kafka's words in the body"
+        );
         assert_eq!(keyed.retry_after, Some(RETRY_AFTER));
         let unkeyed = refusal(&unknown, false);
         assert!(

@@ -2,7 +2,7 @@
 //! file would link the whole dependency tree once per file).
 
 mod frames;
+mod layout;
 mod openapi;
 mod repeats;
-mod layout;
 mod sse;

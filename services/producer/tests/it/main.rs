@@ -3,4 +3,5 @@
 
 mod api;
 mod idempotency;
+mod openapi;
 mod outage;
