@@ -68,6 +68,22 @@ pub fn pause(server: Server) -> Paused {
     Paused { pid, server }
 }
 
+/// Kills `server` (found by the process listening on its port) with SIGKILL, as a crash
+/// or a power cut of that node would; returns the pid that was killed. Whoever started
+/// the server must start it again (the fault harness runs `cargo xtask infra up`).
+///
+/// # Panics
+/// As [`pause`].
+pub fn kill_server(server: Server) -> i32 {
+    let paused = pause(server);
+    let pid = paused.pid;
+    kill(Pid::from_raw(pid), Signal::SIGKILL)
+        .unwrap_or_else(|e| panic!("cannot kill {server:?} (pid {pid}): {e}"));
+    // Thawing a killed process is harmless (and lets it die at once).
+    drop(paused);
+    pid
+}
+
 /// The pid of the process listening on TCP `port`, from `ss`.
 fn listener_pid(port: u16) -> Option<i32> {
     let output = Command::new("ss")
