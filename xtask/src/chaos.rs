@@ -42,10 +42,10 @@ pub struct Args {
     /// Commands of the load scenarios (full: 20000; short: 1000).
     #[arg(long)]
     pub commands: Option<usize>,
-    /// Commands per second (full: 200; short: 150).
+    /// Commands per second (full: 200; short: 100).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// How many times the fault strikes in R1, R2 and R5 (full: 3, 10, 5).
+    /// How many times the fault strikes in R1, R2 and R5 (full: 3, 10, 5; short: 1, 1, 2).
     #[arg(long)]
     pub kills: Option<usize>,
     /// SSE clients of R5 (full: 200; short: 50).

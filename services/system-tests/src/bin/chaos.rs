@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand};
 use system_tests::chaos::{self, Layout, Scenario, Sizes, rebuild};
 
 #[derive(Debug, Parser)]
-#[command(name = "chaos", about = "The kafka-cqrs fault harness (run it with `cargo xtask chaos`)")]
+#[command(
+    name = "chaos",
+    about = "The kafka-cqrs fault harness (run it with `cargo xtask chaos`)"
+)]
 struct Cli {
     /// Where the JSON figures, the summary and the services' logs go.
     #[arg(long, env = "CHAOS_OUT", default_value = "target/chaos")]
@@ -106,10 +109,17 @@ fn main() -> ExitCode {
 async fn execute(command: Command, layout: &Layout) -> anyhow::Result<bool> {
     // Fails with a message that says how to start the servers.
     let infra = tokio::task::spawn_blocking(testkit::infra).await?;
-    eprintln!("Kafka {}, Cassandra {}", infra.bootstrap, infra.contact_points);
+    eprintln!(
+        "Kafka {}, Cassandra {}",
+        infra.bootstrap, infra.contact_points
+    );
     match command {
         Command::Run(args) => {
-            let mut sizes = if args.short { Sizes::short() } else { Sizes::full() };
+            let mut sizes = if args.short {
+                Sizes::short()
+            } else {
+                Sizes::full()
+            };
             if let Some(n) = args.commands {
                 sizes.commands = n;
             }
@@ -137,7 +147,10 @@ async fn execute(command: Command, layout: &Layout) -> anyhow::Result<bool> {
                 args.scenario
             };
             let reports = chaos::run(&scenarios, sizes, args.short, layout).await?;
-            eprintln!("\n== chaos summary ({})", layout.out_dir.join("summary.md").display());
+            eprintln!(
+                "\n== chaos summary ({})",
+                layout.out_dir.join("summary.md").display()
+            );
             for report in &reports {
                 eprintln!("{}", report.line());
             }
@@ -183,7 +196,10 @@ async fn execute(command: Command, layout: &Layout) -> anyhow::Result<bool> {
                     report.rebuilt_keyspace, report.rebuilt_keyspace, report.rebuilt_keyspace
                 );
             } else {
-                println!("The rebuilt keyspace {} was dropped (--keep keeps it).", report.rebuilt_keyspace);
+                println!(
+                    "The rebuilt keyspace {} was dropped (--keep keeps it).",
+                    report.rebuilt_keyspace
+                );
             }
             Ok(d.ok())
         }

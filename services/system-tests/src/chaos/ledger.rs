@@ -98,7 +98,11 @@ pub async fn watermarks(topic: &str) -> Result<Vec<(i64, i64)>> {
 
 /// The end offset of every partition of `topic`.
 pub async fn end_offsets(topic: &str) -> Result<Vec<i64>> {
-    Ok(watermarks(topic).await?.into_iter().map(|(_, h)| h).collect())
+    Ok(watermarks(topic)
+        .await?
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect())
 }
 
 /// Reads `topic` from `from` (per partition; the beginning when `None`) up to `ends`.
@@ -113,7 +117,10 @@ pub async fn read_topic(topic: &str, from: Option<Vec<i64>>, ends: &[i64]) -> Re
 fn read_topic_blocking(topic: &str, from: Option<Vec<i64>>, ends: Vec<i64>) -> Result<TopicLog> {
     let consumer: BaseConsumer = testkit::infra()
         .kafka_config()
-        .set("group.id", format!("chaos-reader-{}", Uuid::new_v4().simple()))
+        .set(
+            "group.id",
+            format!("chaos-reader-{}", Uuid::new_v4().simple()),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()
@@ -266,8 +273,13 @@ pub async fn read_table(session: &Session, keyspace: &str) -> Result<HashMap<Uui
         .query_iter(statement.clone(), ())
         .await
         .with_context(|| format!("cannot run {statement}"))?;
-    let mut stream =
-        pager.rows_stream::<(Uuid, Option<String>, Option<String>, Option<i64>, Option<i64>)>()?;
+    let mut stream = pager.rows_stream::<(
+        Uuid,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+    )>()?;
     let mut rows = HashMap::new();
     while let Some((id, author, text, author_written, text_written)) =
         stream.try_next().await.context("reading the table")?
@@ -321,7 +333,10 @@ pub fn check_table(folded: &HashMap<Uuid, Folded>, table: &HashMap<Uuid, Row>) -
         match table.get(id) {
             None => {
                 check.missing += 1;
-                note(&mut check, format!("{id}: missing, the topic says {want:?}"));
+                note(
+                    &mut check,
+                    format!("{id}: missing, the topic says {want:?}"),
+                );
             }
             Some(row) if row.folded() != *want => {
                 check.different += 1;
@@ -335,7 +350,10 @@ pub fn check_table(folded: &HashMap<Uuid, Folded>, table: &HashMap<Uuid, Row>) -
     }
     for id in table.keys().filter(|id| !folded.contains_key(id)) {
         check.unexpected += 1;
-        note(&mut check, format!("{id}: in the table, deleted or unknown in the topic"));
+        note(
+            &mut check,
+            format!("{id}: in the table, deleted or unknown in the topic"),
+        );
     }
     check
 }
@@ -403,9 +421,11 @@ pub fn check_acks(commands: &[CommandRecord], log: &TopicLog) -> AckCheck {
             if found == 0 {
                 check.lost += 1;
                 if check.examples.len() < 10 {
-                    check
-                        .examples
-                        .push(format!("lost: {} {doc} {}", command.kind.as_str(), command.tag));
+                    check.examples.push(format!(
+                        "lost: {} {doc} {}",
+                        command.kind.as_str(),
+                        command.tag
+                    ));
                 }
             } else if found > 1 {
                 check.duplicated += 1;
@@ -582,4 +602,141 @@ pub fn diff_tables(
         }
     }
     diff
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A record carrying `event` at `partition`:`offset`, as the producer writes it.
+    pub(crate) fn record(partition: i32, offset: i64, event: &Event) -> Record {
+        Record {
+            partition,
+            offset,
+            key: Some(event.key().into_bytes()),
+            value: Some(event.to_json()),
+            headers: vec![("content-type".into(), Some(mime::EVENT.as_bytes().to_vec()))],
+        }
+    }
+
+    pub(crate) fn log_of(records: Vec<Record>) -> TopicLog {
+        let mut partitions = vec![Vec::new(); 2];
+        for r in records {
+            partitions[r.partition as usize].push(r);
+        }
+        let ends = partitions
+            .iter()
+            .map(|p: &Vec<Record>| p.last().map_or(0, |r| r.offset + 1))
+            .collect();
+        TopicLog { partitions, ends }
+    }
+
+    fn row(author: Option<&str>, text: Option<&str>) -> Row {
+        Row {
+            author: author.map(Into::into),
+            text: text.map(Into::into),
+            author_written: None,
+            text_written: None,
+        }
+    }
+
+    #[test]
+    fn the_fold_follows_create_update_delete_and_skips_poison() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut poison = record(0, 3, &testkit::documents::create(b, "x", "y"));
+        poison.key = Some(Uuid::new_v4().to_string().into_bytes());
+        let log = log_of(vec![
+            record(0, 0, &testkit::documents::create(a, "ann", "one")),
+            record(0, 1, &testkit::documents::update(a, None, Some("two"))),
+            record(1, 0, &testkit::documents::create(b, "bob", "b")),
+            record(1, 1, &Event::deleted(b, testkit::documents::trace_id())),
+            poison,
+        ]);
+        let folded = fold(&log);
+        assert_eq!(folded.len(), 1);
+        assert_eq!(
+            folded[&a],
+            Folded {
+                author: Some("ann".into()),
+                text: Some("two".into())
+            }
+        );
+        let mut table = HashMap::from([(a, row(Some("ann"), Some("two")))]);
+        assert!(check_table(&folded, &table).ok());
+        // A lost update, a lost delete: both found.
+        table.insert(a, row(Some("ann"), Some("one")));
+        table.insert(b, row(Some("bob"), Some("b")));
+        let check = check_table(&folded, &table);
+        assert_eq!(
+            (check.different, check.unexpected, check.missing),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_command_missing_from_the_topic_is_lost() {
+        let a = Uuid::new_v4();
+        let log = log_of(vec![record(
+            0,
+            0,
+            &testkit::documents::create(a, "chaos", "w0-1"),
+        )]);
+        let command = |kind, tag: &str, acknowledged| CommandRecord {
+            kind,
+            doc: Some(a),
+            tag: tag.into(),
+            acknowledged,
+            answer: "x".into(),
+            took: Duration::ZERO,
+        };
+        let check = check_acks(
+            &[
+                command(CommandKind::Create, "w0-1", true),
+                command(CommandKind::Update, "w0-2", true),
+                command(CommandKind::Delete, "", false),
+            ],
+            &log,
+        );
+        assert_eq!(
+            (check.acknowledged, check.lost, check.duplicated),
+            (2, 1, 0)
+        );
+        assert_eq!(check.unacknowledged_but_stored, 0);
+    }
+
+    #[test]
+    fn sse_gaps_duplicates_and_disorder_are_found() {
+        use crate::chaos::sse::Delivery;
+        let a = Uuid::new_v4();
+        let events: Vec<Event> = (0..3)
+            .map(|n| testkit::documents::update(a, None, Some(&n.to_string())))
+            .collect();
+        let log = log_of(
+            events
+                .iter()
+                .enumerate()
+                .map(|(n, e)| record(0, n as i64, e))
+                .collect(),
+        );
+        let delivery = |offset: i64| Delivery {
+            partition: 0,
+            offset,
+            event_id: events[offset as usize].header.id,
+        };
+        let client = |offsets: &[i64]| ClientLog {
+            start: Some(vec![0, 0]),
+            deliveries: offsets.iter().map(|&o| delivery(o)).collect(),
+            finished: true,
+            ..ClientLog::default()
+        };
+        assert!(check_sse(&[client(&[0, 1, 2])], &log).ok());
+        let check = check_sse(
+            &[client(&[0, 2]), client(&[0, 1, 1, 2]), client(&[1, 0, 2])],
+            &log,
+        );
+        assert_eq!(
+            (check.gaps, check.duplicates, check.out_of_order),
+            (1, 1, 1)
+        );
+    }
 }

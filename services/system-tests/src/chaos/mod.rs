@@ -99,6 +99,9 @@ pub struct Sizes {
     /// Valid and poison records (R7).
     pub valid_records: usize,
     pub poison_records: usize,
+    /// Whether R3 kills one of its redelivering persisters halfway (which costs the
+    /// group's session timeout, 45 s, before its restart gets its partitions back).
+    pub redelivery_kill: bool,
 }
 
 impl Sizes {
@@ -114,21 +117,23 @@ impl Sizes {
             sse_clients: 200,
             valid_records: 100_000,
             poison_records: 1_000,
+            redelivery_kill: true,
         }
     }
 
     pub fn short() -> Self {
         Self {
             commands: 1_000,
-            rate: 150.0,
+            rate: 100.0,
             workers: 8,
             kafka_kills: 1,
-            persister_kills: 2,
+            persister_kills: 1,
             notifier_kills: 2,
             freeze: Duration::from_secs(10),
             sse_clients: 50,
             valid_records: 5_000,
             poison_records: 100,
+            redelivery_kill: false,
         }
     }
 }
@@ -205,10 +210,16 @@ impl Report {
             self.acknowledged = acks.acknowledged;
             self.lost += acks.lost;
             self.duplicated += acks.duplicated;
-            self.require(acks.lost == 0, format!("{} acknowledged commands are not in the topic", acks.lost));
+            self.require(
+                acks.lost == 0,
+                format!("{} acknowledged commands are not in the topic", acks.lost),
+            );
             self.require(
                 acks.duplicated == 0,
-                format!("{} acknowledged commands are in the topic more than once", acks.duplicated),
+                format!(
+                    "{} acknowledged commands are in the topic more than once",
+                    acks.duplicated
+                ),
             );
         }
         if let Some(table) = &table {
@@ -279,7 +290,9 @@ pub async fn run(
         let started = std::time::Instant::now();
         let mut report = Report::new(scenario, short);
         if let Err(error) = scenarios::run(scenario, sizes, layout, &mut report).await {
-            report.failures.push(format!("the scenario did not complete: {error:#}"));
+            report
+                .failures
+                .push(format!("the scenario did not complete: {error:#}"));
         }
         report.took_s = started.elapsed().as_secs_f64();
         report.passed = report.failures.is_empty();

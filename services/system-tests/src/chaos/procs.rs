@@ -139,7 +139,9 @@ impl ServiceProcess {
 
     /// Sends `signal` to the running child.
     pub fn signal(&self, signal: Signal) -> Result<()> {
-        let pid = self.pid().with_context(|| format!("{} is not running", self.name))?;
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.name))?;
         kill(Pid::from_raw(pid), signal).with_context(|| format!("cannot signal {}", self.name))
     }
 

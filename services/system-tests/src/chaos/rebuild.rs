@@ -90,12 +90,17 @@ pub async fn rebuild(bin_dir: &Path, logs: &Path, args: &RebuildArgs) -> Result<
         "Waiting until the live persister (group {}) has applied that far...",
         args.live_group
     );
-    world::wait_committed(&args.topic, &args.live_group, &ends, Duration::from_secs(60))
-        .await
-        .context(
-            "the live persister is behind the end of the topic: is it running (`cargo xtask \
+    world::wait_committed(
+        &args.topic,
+        &args.live_group,
+        &ends,
+        Duration::from_secs(60),
+    )
+    .await
+    .context(
+        "the live persister is behind the end of the topic: is it running (`cargo xtask \
              status`)? The live table can only be compared once it has caught up",
-        )?;
+    )?;
 
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -137,7 +142,10 @@ pub async fn rebuild(bin_dir: &Path, logs: &Path, args: &RebuildArgs) -> Result<
             return Err(error.context("the replay did not reach the captured end"));
         }
     };
-    eprintln!("Replayed in {replay_s:.1} s. Comparing every row with {}...", args.keyspace);
+    eprintln!(
+        "Replayed in {replay_s:.1} s. Comparing every row with {}...",
+        args.keyspace
+    );
 
     // Documents with records after the captured end may differ: the live table has them.
     let now = ledger::end_offsets(&args.topic).await?;

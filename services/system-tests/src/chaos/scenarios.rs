@@ -28,7 +28,12 @@ const R5_HISTORY: usize = 100;
 /// How long the system may take to drain once the load and the faults are over.
 const DRAIN: Duration = Duration::from_secs(300);
 
-pub async fn run(scenario: Scenario, sizes: Sizes, layout: &Layout, report: &mut Report) -> Result<()> {
+pub async fn run(
+    scenario: Scenario,
+    sizes: Sizes,
+    layout: &Layout,
+    report: &mut Report,
+) -> Result<()> {
     let world = World::create(scenario.name(), layout).await?;
     eprintln!(
         "  topic {}, keyspace {}, group {}; logs in {}",
@@ -153,7 +158,8 @@ async fn r1_kafka_killed(world: &World, sizes: Sizes, report: &mut Report) -> Re
         for n in 1..=sizes.kafka_kills {
             tokio::time::sleep(Duration::from_secs(5)).await;
             let killed_at = Instant::now();
-            let pid = tokio::task::spawn_blocking(|| faults::kill_server(faults::Server::Kafka)).await?;
+            let pid =
+                tokio::task::spawn_blocking(|| faults::kill_server(faults::Server::Kafka)).await?;
             eprintln!("  kill {n}: Kafka (pid {pid}) SIGKILLed");
             tokio::time::sleep(Duration::from_secs(1)).await;
             let took = restart_kafka(world, n).await?;
@@ -163,7 +169,10 @@ async fn r1_kafka_killed(world: &World, sizes: Sizes, report: &mut Report) -> Re
                 .first_ok_after(killed_at, Duration::from_secs(120))
                 .await
                 .context("no command was acknowledged within 120 s of Kafka's restart")?;
-            eprintln!("  kill {n}: commands acknowledged again {:.1} s after the kill", back.as_secs_f64());
+            eprintln!(
+                "  kill {n}: commands acknowledged again {:.1} s after the kill",
+                back.as_secs_f64()
+            );
             recover.push(back.as_secs_f64());
         }
         anyhow::Ok(())
@@ -197,19 +206,44 @@ async fn r2_persister_killed(world: &World, sizes: Sizes, report: &mut Report) -
     let probe = LoadProbe::new();
     let load = tokio::spawn(load::run(producer.url(), plan(sizes), probe.clone()));
     let mut recover = Vec::new();
+    let mut stalls = Vec::new();
     let faults = async {
         for n in 1..=sizes.persister_kills {
             // Mid-stream: let it apply for a while after its (re)start.
             tokio::time::sleep(Duration::from_secs(3)).await;
             let ends = ledger::end_offsets(&world.names.topic).await?;
+            let partitions = ends.len();
+            let before = world::committed(&world.names.topic, &world.names.group, partitions).await;
             let killed_at = Instant::now();
             persister.kill()?;
             persister.start_ready().await?;
+            // The group gives the dead member's partitions to the new one only when the
+            // dead one's session times out: measure that stall on its own.
+            let resumed = loop {
+                let now =
+                    world::committed(&world.names.topic, &world.names.group, partitions).await;
+                if now.is_some() && before.is_some() && now > before {
+                    break killed_at.elapsed().as_secs_f64();
+                }
+                if killed_at.elapsed() > Duration::from_secs(180) {
+                    bail!("the restarted persister committed nothing within 180 s");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
             // Recovered: it has applied everything that was in the topic at the kill.
-            world::wait_committed(&world.names.topic, &world.names.group, &ends, Duration::from_secs(180))
-                .await?;
+            world::wait_committed(
+                &world.names.topic,
+                &world.names.group,
+                &ends,
+                Duration::from_secs(180),
+            )
+            .await?;
             let took = killed_at.elapsed().as_secs_f64();
-            eprintln!("  kill {n}: persister caught up with the topic at the kill after {took:.1} s");
+            eprintln!(
+                "  kill {n}: persister committing again after {resumed:.1} s, caught up with the \
+                 topic at the kill after {took:.1} s"
+            );
+            stalls.push(resumed);
             recover.push(took);
         }
         anyhow::Ok(())
@@ -223,6 +257,7 @@ async fn r2_persister_killed(world: &World, sizes: Sizes, report: &mut Report) -
     faults?;
     report.recover_s = recover;
     report.detail("persister_starts", persister.starts);
+    report.detail("committing_again_after_s", &stalls);
     settle(world, fleet, &commands, report).await?;
     producer.stop().await?;
     notifier.stop().await?;
@@ -271,7 +306,8 @@ async fn r3_replayed(
             group: &group,
             dlq: &world.names.dlq,
         };
-        let took = rebuild::replay(bin, &world.logs, &world.names.topic, target, &ends, DRAIN).await?;
+        let took =
+            rebuild::replay(bin, &world.logs, &world.names.topic, target, &ends, DRAIN).await?;
         eprintln!("  replay {n} into {twice}: {:.1} s", took.as_secs_f64());
         replays.push(took.as_secs_f64());
     }
@@ -279,12 +315,16 @@ async fn r3_replayed(
     let twice_diff = ledger::diff_tables(&live, &rebuilt, &HashSet::new());
     report.require(
         twice_diff.ok(),
-        format!("replayed twice: {} rows differ from the live table", twice_diff.different),
+        format!(
+            "replayed twice: {} rows differ from the live table",
+            twice_diff.different
+        ),
     );
 
     // Redelivery: three persisters of their own groups write one keyspace at once, each
     // from the start, so that every record arrives three times, interleaved differently
-    // across keys; one is killed halfway and restarted (it redelivers from its commits).
+    // across keys; in the full form one is killed halfway and restarted (it redelivers
+    // from its commits).
     let concurrent = format!("{}_redelivered", world.names.keyspace);
     keyspaces.push(concurrent.clone());
     world::create_keyspace(&world.session, &concurrent).await?;
@@ -300,10 +340,12 @@ async fn r3_replayed(
     }
     let total: i64 = ends.iter().sum();
     let half: Vec<i64> = ends.iter().map(|e| e / 2).collect();
-    let killed_group = persisters[1].1.clone();
-    world::wait_committed(&world.names.topic, &killed_group, &half, DRAIN).await.ok();
-    persisters[1].0.kill()?;
-    persisters[1].0.start_ready().await?;
+    if sizes.redelivery_kill {
+        let killed_group = persisters[1].1.clone();
+        world::wait_committed(&world.names.topic, &killed_group, &half, DRAIN).await?;
+        persisters[1].0.kill()?;
+        persisters[1].0.start_ready().await?;
+    }
     for (p, group) in &mut persisters {
         world::wait_committed(&world.names.topic, group, &ends, DRAIN).await?;
         p.stop().await?;
@@ -317,13 +359,89 @@ async fn r3_replayed(
             redelivered_diff.different
         ),
     );
+    // Shuffled per-key redelivery: every event applied by the persister's own writer in a
+    // random interleaving across documents (each document's events in order), and a
+    // quarter of them delivered once more after a later one of the same document.
+    let shuffled = format!("{}_shuffled", world.names.keyspace);
+    keyspaces.push(shuffled.clone());
+    let redeliveries = apply_shuffled(world, &log, &shuffled).await?;
+    let shuffled_table = ledger::read_table(&world.session, &shuffled).await?;
+    let shuffled_diff = ledger::diff_tables(&live, &shuffled_table, &HashSet::new());
+    report.require(
+        shuffled_diff.ok(),
+        format!(
+            "shuffled redelivery: {} rows differ from the live table",
+            shuffled_diff.different
+        ),
+    );
+    report.detail("shuffled_redelivered_events", redeliveries);
+    report.detail("shuffled_per_key", &shuffled_diff);
     report.acknowledged = commands.iter().filter(|c| c.acknowledged).count();
-    report.duplicated += twice_diff.different + redelivered_diff.different;
+    report.duplicated +=
+        twice_diff.different + redelivered_diff.different + shuffled_diff.different;
     report.detail("records", total);
     report.detail("replay_s", &replays);
     report.detail("replayed_twice", &twice_diff);
     report.detail("redelivered_by_3_persisters", &redelivered_diff);
     Ok(())
+}
+
+/// Applies every event of `log` to a fresh `keyspace` with the persister's writer
+/// (`store::DocumentWriter`, the code the persister runs per record), shuffled across
+/// documents but in order per document, with redeliveries of earlier events; returns how
+/// many events were delivered twice.
+async fn apply_shuffled(world: &World, log: &TopicLog, keyspace: &str) -> Result<usize> {
+    world::create_keyspace(&world.session, keyspace).await?;
+    let keyspace = store::Keyspace::new(keyspace, store::DEFAULT_REPLICATION_FACTOR)?;
+    let writer = store::DocumentWriter::prepare(world.session.clone(), &keyspace).await?;
+    let mut per_key: HashMap<Uuid, Vec<(i64, Event)>> = HashMap::new();
+    for record in log.records() {
+        if let Some(event) = record.event() {
+            per_key
+                .entry(event.payload.id)
+                .or_default()
+                .push((record.offset, event));
+        }
+    }
+    // Sixteen writers, each with its share of the documents in a random order of its own.
+    const WRITERS: usize = 16;
+    let mut shares: Vec<Vec<Vec<(i64, Event)>>> = (0..WRITERS).map(|_| Vec::new()).collect();
+    for (n, (_, events)) in per_key.into_iter().enumerate() {
+        shares[n % WRITERS].push(events);
+    }
+    let mut tasks = Vec::new();
+    for (n, mut share) in shares.into_iter().enumerate() {
+        let writer = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Lcg(0xfeed + n as u64);
+            let mut next = vec![0_usize; share.len()];
+            let mut redelivered = 0;
+            loop {
+                let open: Vec<usize> = (0..share.len())
+                    .filter(|&k| next[k] < share[k].len())
+                    .collect();
+                if open.is_empty() {
+                    break;
+                }
+                let k = open[rng.below(open.len())];
+                let (offset, event) = &share[k][next[k]];
+                writer.apply(event, *offset).await?;
+                next[k] += 1;
+                if next[k] > 1 && rng.below(4) == 0 {
+                    let (offset, event) = &share[k][rng.below(next[k] - 1)];
+                    writer.apply(event, *offset).await?;
+                    redelivered += 1;
+                }
+            }
+            share.clear();
+            anyhow::Ok(redelivered)
+        }));
+    }
+    let mut redelivered = 0;
+    for task in tasks {
+        redelivered += task.await??;
+    }
+    Ok(redelivered)
 }
 
 /// R4: Cassandra frozen under load. While it is frozen nothing can be written, so the
@@ -344,7 +462,8 @@ async fn r4_cassandra_frozen(world: &World, sizes: Sizes, report: &mut Report) -
     let load = tokio::spawn(load::run(producer.url(), plan(sizes), probe.clone()));
     let faults = async {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let paused = tokio::task::spawn_blocking(|| faults::pause(faults::Server::Cassandra)).await?;
+        let paused =
+            tokio::task::spawn_blocking(|| faults::pause(faults::Server::Cassandra)).await?;
         let frozen_at = Instant::now();
         eprintln!("  Cassandra frozen (SIGSTOP) for {:?}", sizes.freeze);
         // Offsets stored before the freeze are committed within the commit interval
@@ -451,7 +570,11 @@ fn committed_prefix(
         let differs = |state: &HashMap<Uuid, Folded>, key: &Uuid| {
             table.get(key).map(Row::folded) != state.get(key).cloned()
         };
-        let mut mismatched: HashSet<Uuid> = keys.iter().filter(|k| differs(&state, k)).copied().collect();
+        let mut mismatched: HashSet<Uuid> = keys
+            .iter()
+            .filter(|k| differs(&state, k))
+            .copied()
+            .collect();
         let mut reached = from;
         while !mismatched.is_empty() {
             let Some((offset, event)) = events.get(next) else {
@@ -518,15 +641,25 @@ async fn r5_notifier_killed(world: &World, sizes: Sizes, report: &mut Report) ->
     let ends = log.ends.clone();
     let cut = (ends[0] - R5_HISTORY as i64) / 2;
     if cut <= 0 {
-        bail!("partition 0 has too few records ({}) for the reset check", ends[0]);
+        bail!(
+            "partition 0 has too few records ({}) for the reset check",
+            ends[0]
+        );
     }
     delete_records(&world.names.topic, 0, cut).await?;
-    let mut token: Vec<String> = ends.iter().enumerate().map(|(p, e)| format!("{p}:{e}")).collect();
+    let mut token: Vec<String> = ends
+        .iter()
+        .enumerate()
+        .map(|(p, e)| format!("{p}:{e}"))
+        .collect();
     token[0] = "0:0".into();
     let token = token.join(",");
-    let mut stream = testkit::sse::SseClient::try_connect(&format!("{}/documents", notifier.url()), Some(&token))
-        .await?
-        .without_transcript();
+    let mut stream = testkit::sse::SseClient::try_connect(
+        &format!("{}/documents", notifier.url()),
+        Some(&token),
+    )
+    .await?
+    .without_transcript();
     let mut reset = None;
     let mut first_offset = None;
     let mut position = super::sse::parse_token(&token).unwrap_or_default();
@@ -632,7 +765,10 @@ async fn r7_poison(world: &World, sizes: Sizes, report: &mut Report) -> Result<(
             .key(key)
             .payload(value)
             .headers(headers);
-        inflight.push_back((*is_poison, producer.send_result(record).map_err(|(e, _)| e)?));
+        inflight.push_back((
+            *is_poison,
+            producer.send_result(record).map_err(|(e, _)| e)?,
+        ));
         if inflight.len() >= 2000 {
             let (is_poison, delivery) = inflight.pop_front().expect("in flight");
             let delivery = delivery.await?.map_err(|(e, _)| e)?;
@@ -693,10 +829,22 @@ async fn r7_poison(world: &World, sizes: Sizes, report: &mut Report) -> Result<(
     report.detail("valid_records_dead_lettered", valid_dead);
     report.detail("dead_letters_without_origin", without_origin);
     report.detail("dead_lettered_twice", dead_twice);
-    report.require(poison_missing == 0, format!("{poison_missing} poison records are not in the dead-letter topic"));
-    report.require(valid_dead == 0, format!("{valid_dead} valid records were dead-lettered"));
-    report.require(without_origin == 0, format!("{without_origin} dead letters lack their origin headers"));
-    report.require(dead_twice == 0, format!("{dead_twice} records were dead-lettered twice"));
+    report.require(
+        poison_missing == 0,
+        format!("{poison_missing} poison records are not in the dead-letter topic"),
+    );
+    report.require(
+        valid_dead == 0,
+        format!("{valid_dead} valid records were dead-lettered"),
+    );
+    report.require(
+        without_origin == 0,
+        format!("{without_origin} dead letters lack their origin headers"),
+    );
+    report.require(
+        dead_twice == 0,
+        format!("{dead_twice} records were dead-lettered twice"),
+    );
     report.ledger(None, Some(check), None);
     Ok(())
 }
@@ -708,11 +856,26 @@ type Planned = (bool, String, Vec<u8>, Option<&'static str>);
 fn poison(i: usize, rng: &mut Lcg) -> Planned {
     let id = Uuid::new_v4();
     match rng.below(3) {
-        0 => (true, id.to_string(), format!("plain text {i}").into_bytes(), Some("text/plain")),
-        1 => (true, id.to_string(), b"{\"header\": 42".to_vec(), Some(mime::EVENT)),
+        0 => (
+            true,
+            id.to_string(),
+            format!("plain text {i}").into_bytes(),
+            Some("text/plain"),
+        ),
+        1 => (
+            true,
+            id.to_string(),
+            b"{\"header\": 42".to_vec(),
+            Some(mime::EVENT),
+        ),
         _ => {
             let event = testkit::documents::create(id, "poison", &format!("p{i}"));
-            (true, Uuid::new_v4().to_string(), event.to_json(), Some(mime::EVENT))
+            (
+                true,
+                Uuid::new_v4().to_string(),
+                event.to_json(),
+                Some(mime::EVENT),
+            )
         }
     }
 }
@@ -722,7 +885,45 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::ledger::tests::{log_of, record};
+
+    #[test]
+    fn an_offset_committed_past_the_writes_is_found() {
+        let a = Uuid::new_v4();
+        let log = log_of(vec![
+            record(0, 0, &testkit::documents::create(a, "ann", "one")),
+            record(0, 1, &testkit::documents::update(a, None, Some("two"))),
+        ]);
+        let row = |text: &str| Row {
+            author: Some("ann".into()),
+            text: Some(text.into()),
+            author_written: None,
+            text_written: None,
+        };
+        let written_once = HashMap::from([(a, row("one"))]);
+        // Committed 1: the first write is there, the second may still come.
+        assert_eq!(
+            committed_prefix(&log, &written_once, &[1, 0]),
+            Ok(vec![1, 0])
+        );
+        // Committed 2 with only the first write in the table: an offset ran ahead.
+        assert!(committed_prefix(&log, &written_once, &[2, 0]).is_err());
+        // Written ahead of the commits is fine (stored, not committed yet).
+        let written_twice = HashMap::from([(a, row("two"))]);
+        assert_eq!(
+            committed_prefix(&log, &written_twice, &[1, 0]),
+            Ok(vec![2, 0])
+        );
     }
 }

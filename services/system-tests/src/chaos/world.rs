@@ -84,7 +84,8 @@ impl World {
         }
         // A topic created a moment ago may still be electing its leaders.
         super::ledger::watermarks(&names.topic).await?;
-        let session = Arc::new(store::connect(&infra.contact_points, Duration::from_secs(10)).await?);
+        let session =
+            Arc::new(store::connect(&infra.contact_points, Duration::from_secs(10)).await?);
         create_keyspace(&session, &names.keyspace).await?;
         let logs = layout.out_dir.join("logs").join(scenario);
         std::fs::create_dir_all(&logs)?;
@@ -102,13 +103,21 @@ impl World {
         vec![
             ("KAFKA_BOOTSTRAP_SERVERS".into(), infra.bootstrap.clone()),
             ("KAFKA_TOPIC".into(), self.names.topic.clone()),
-            ("CASSANDRA_CONTACT_POINTS".into(), infra.contact_points.clone()),
+            (
+                "CASSANDRA_CONTACT_POINTS".into(),
+                infra.contact_points.clone(),
+            ),
         ]
     }
 
     /// A producer of this world's topic (not started).
     pub fn producer(&self) -> Result<ServiceProcess> {
-        ServiceProcess::new("producer", &self.layout.bin_dir, &self.logs, self.base_env())
+        ServiceProcess::new(
+            "producer",
+            &self.layout.bin_dir,
+            &self.logs,
+            self.base_env(),
+        )
     }
 
     /// A persister of this world's topic into its keyspace, in its group (not started).
@@ -165,7 +174,10 @@ pub fn persister_process(
     let env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS".into(), infra.bootstrap.clone()),
         ("KAFKA_TOPIC".into(), topic.to_owned()),
-        ("CASSANDRA_CONTACT_POINTS".into(), infra.contact_points.clone()),
+        (
+            "CASSANDRA_CONTACT_POINTS".into(),
+            infra.contact_points.clone(),
+        ),
         ("CASSANDRA_KEYSPACE".into(), keyspace.to_owned()),
         ("KAFKA_GROUP_ID".into(), group.to_owned()),
         ("KAFKA_DLQ_TOPIC".into(), dlq.to_owned()),
