@@ -11,7 +11,8 @@ use anyhow::{Result, bail};
 use crate::{chaos, cmd, infra, paths};
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(long_about = "Replay the event log into a fresh keyspace and prove it equals the \
+#[command(
+    long_about = "Replay the event log into a fresh keyspace and prove it equals the \
     live one.\n\n\
     Captures the end offsets of the topic, waits until the live persister has applied up to \
     them, runs the persister binary with a fresh consumer group and a fresh keyspace \
@@ -20,7 +21,8 @@ use crate::{chaos, cmd, infra, paths};
     rows, equal, different, and changed meanwhile (documents with records after the \
     captured end, which may differ). Exits non-zero on a real difference.\n\n\
     Needs the running system (`cargo xtask up`). The rebuilt keyspace is dropped unless \
-    --keep keeps it, e.g. to switch the services to it with CASSANDRA_KEYSPACE.")]
+    --keep keeps it, e.g. to switch the services to it with CASSANDRA_KEYSPACE."
+)]
 pub struct Args {
     /// The topic to replay.
     #[arg(long, default_value = platform::kafka::DOCUMENTS_TOPIC)]
@@ -52,12 +54,19 @@ pub fn run(args: &Args) -> Result<()> {
         .current_dir(paths::root())
         .arg("--out")
         .arg(paths::target_dir().join("chaos"))
-        .args(["rebuild", "--topic", &args.topic, "--keyspace", &args.keyspace])
+        .args([
+            "rebuild",
+            "--topic",
+            &args.topic,
+            "--keyspace",
+            &args.keyspace,
+        ])
         .args(["--live-group", &args.live_group])
         .args(["--timeout-secs", &args.timeout_secs.to_string()]);
     if args.keep {
         command.arg("--keep");
     }
-    cmd::run(&mut command)
-        .map_err(|error| error.context("the rebuilt table differs from the live one, or the replay failed"))
+    cmd::run(&mut command).map_err(|error| {
+        error.context("the rebuilt table differs from the live one, or the replay failed")
+    })
 }

@@ -122,9 +122,11 @@ async fn execute(command: Command, layout: &Layout) -> anyhow::Result<bool> {
             };
             if let Some(n) = args.commands {
                 sizes.commands = n;
+                sizes.sse_commands = n;
             }
             if let Some(rate) = args.rate {
                 sizes.rate = rate;
+                sizes.sse_rate = rate;
             }
             if let Some(n) = args.kills {
                 sizes.kafka_kills = n;

@@ -96,6 +96,10 @@ pub struct Sizes {
     pub freeze: Duration,
     /// SSE clients (R5; the other scenarios run a few).
     pub sse_clients: usize,
+    /// Commands and commands per second of R5: every client gets every event, so the
+    /// frames to deliver are clients times commands.
+    pub sse_commands: usize,
+    pub sse_rate: f64,
     /// Valid and poison records (R7).
     pub valid_records: usize,
     pub poison_records: usize,
@@ -115,6 +119,8 @@ impl Sizes {
             notifier_kills: 5,
             freeze: Duration::from_secs(30),
             sse_clients: 200,
+            sse_commands: 4_000,
+            sse_rate: 25.0,
             valid_records: 100_000,
             poison_records: 1_000,
             redelivery_kill: true,
@@ -131,6 +137,8 @@ impl Sizes {
             notifier_kills: 2,
             freeze: Duration::from_secs(10),
             sse_clients: 50,
+            sse_commands: 1_000,
+            sse_rate: 100.0,
             valid_records: 5_000,
             poison_records: 100,
             redelivery_kill: false,

@@ -101,7 +101,7 @@ async fn settle(
     let ends = ledger::end_offsets(&world.names.topic).await?;
     eprintln!("  load done; draining up to {ends:?}");
     let drained = world::wait_committed(&world.names.topic, &world.names.group, &ends, DRAIN).await;
-    let clients = fleet.finish(ends.clone(), Duration::from_secs(120)).await;
+    let clients = fleet.finish(ends.clone(), Duration::from_secs(300)).await;
     let drain_s = drained?.as_secs_f64();
     report.detail("drain_s", drain_s);
     let log = ledger::read_topic(&world.names.topic, None, &ends).await?;
@@ -611,7 +611,12 @@ async fn r5_notifier_killed(world: &World, sizes: Sizes, report: &mut Report) ->
         fleet,
     } = stage;
     let probe = LoadProbe::new();
-    let load = tokio::spawn(load::run(producer.url(), plan(sizes), probe.clone()));
+    let plan = LoadPlan {
+        commands: sizes.sse_commands,
+        rate: sizes.sse_rate,
+        ..plan(sizes)
+    };
+    let load = tokio::spawn(load::run(producer.url(), plan, probe.clone()));
     let mut recover = Vec::new();
     let faults = async {
         for n in 1..=sizes.notifier_kills {
