@@ -204,7 +204,14 @@ async fn r2_persister_killed(world: &World, sizes: Sizes, report: &mut Report) -
         fleet,
     } = stage;
     let probe = LoadProbe::new();
-    let load = tokio::spawn(load::run(producer.url(), plan(sizes), probe.clone()));
+    // A quarter of the rate: a killed persister stalls for the group's session timeout,
+    // and the backlog of that stall must be smaller than what it can catch up on before
+    // the next kill (the debug persister applies about 200 records/s here).
+    let plan = LoadPlan {
+        rate: sizes.rate / 4.0,
+        ..plan(sizes)
+    };
+    let load = tokio::spawn(load::run(producer.url(), plan, probe.clone()));
     let mut recover = Vec::new();
     let mut stalls = Vec::new();
     let faults = async {
@@ -213,9 +220,10 @@ async fn r2_persister_killed(world: &World, sizes: Sizes, report: &mut Report) -
             tokio::time::sleep(Duration::from_secs(3)).await;
             let ends = ledger::end_offsets(&world.names.topic).await?;
             let partitions = ends.len();
-            let before = world::committed(&world.names.topic, &world.names.group, partitions).await;
             let killed_at = Instant::now();
             persister.kill()?;
+            // Read after the kill: until then the old persister commits every second.
+            let before = world::committed(&world.names.topic, &world.names.group, partitions).await;
             persister.start_ready().await?;
             // The group gives the dead member's partitions to the new one only when the
             // dead one's session times out: measure that stall on its own.
