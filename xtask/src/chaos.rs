@@ -15,8 +15,7 @@ use crate::{cmd, infra, paths};
 const TOUCH_SERVERS: [&str; 2] = ["R1", "R4"];
 
 #[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Run the fault harness: each scenario starts the service binaries on \
+#[command(after_long_help = "Each scenario starts the service binaries on \
         loopback with a topic, dead-letter topic, keyspace and consumer group of its own, puts \
         a bounded load through them while a fault strikes, and ends with a ledger check \
         (every acknowledged command is in the topic; the table equals the fold of the topic; \
@@ -30,11 +29,16 @@ const TOUCH_SERVERS: [&str; 2] = ["R1", "R4"];
         R1 and R4 kill and freeze this checkout's Kafka and Cassandra (`cargo xtask infra \
         up`; started here when they are not running). Figures: target/chaos/<scenario>.json \
         and target/chaos/summary.md; service logs under target/chaos/logs/. Exits non-zero \
-        when a ledger check fails."
-)]
+        when a ledger check fails.")]
 pub struct Args {
     /// Scenarios to run, comma-separated: R1, R2, R3, R4, R5, R7, or all.
-    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = ["R1", "R2", "R3", "R4", "R5", "R7", "all", "r1", "r2", "r3", "r4", "r5", "r7"])]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "all",
+        ignore_case = true,
+        value_parser = ["R1", "R2", "R3", "R4", "R5", "R7", "all"]
+    )]
     pub scenario: Vec<String>,
     /// The short form (what `cargo xtask test` runs: a few minutes for all scenarios).
     #[arg(long)]

@@ -12,9 +12,7 @@ use crate::{chaos, cmd, infra, paths};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    long_about = "Replay the event log into a fresh keyspace and prove it equals the \
-    live one.\n\n\
-    Captures the end offsets of the topic, waits until the live persister has applied up to \
+    after_long_help = "Captures the end offsets of the topic, waits until the live persister has applied up to \
     them, runs the persister binary with a fresh consumer group and a fresh keyspace \
     (rebuild_<unix time>) until its committed offsets reach those ends, stops it, and \
     compares every row (author, text and their write times) with the live table. Prints \

@@ -148,7 +148,6 @@ fn read_topic_blocking(topic: &str, from: Option<Vec<i64>>, ends: Vec<i64>) -> R
         let start = from.as_ref().map_or(0, |f| f[partition]);
         done[partition] = start >= end;
     }
-    let started = std::time::Instant::now();
     let mut last_progress = std::time::Instant::now();
     while done.iter().any(|d| !d) {
         if last_progress.elapsed() > Duration::from_secs(60) {
@@ -191,7 +190,6 @@ fn read_topic_blocking(topic: &str, from: Option<Vec<i64>>, ends: Vec<i64>) -> R
             done[partition] = true;
         }
     }
-    let _ = started;
     Ok(TopicLog { partitions, ends })
 }
 

@@ -179,7 +179,8 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            // Thaw first: a frozen process cannot die of SIGKILL until it runs again.
+            // A scenario may have frozen it (SIGSTOP); thaw it too, so that nothing is left
+            // stopped should the kill fail.
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
             let _ = child.kill();
             let _ = child.wait();

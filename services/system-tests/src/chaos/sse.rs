@@ -73,11 +73,16 @@ impl Fleet {
             clients.push(tokio::spawn(follow(url, target, opened)));
         }
         drop(opened);
-        for _ in 0..count {
-            if open.recv().await.is_none() {
-                break;
+        // Every client has its opening frame (its start), or a minute has passed; the
+        // ledger reports a client that never started.
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            for _ in 0..count {
+                if open.recv().await.is_none() {
+                    break;
+                }
             }
-        }
+        })
+        .await;
         Self { target, clients }
     }
 
