@@ -110,6 +110,16 @@ async fn settle(
     let table = ledger::check_table(&ledger::fold(&log), &table);
     let sse = ledger::check_sse(&clients, &log);
     report.detail("records", log.len());
+    // How long clients waited: the producer promises an answer within its produce timeout.
+    let slowest = |acknowledged: bool| {
+        commands
+            .iter()
+            .filter(|c| c.acknowledged == acknowledged)
+            .map(|c| c.took.as_secs_f64())
+            .fold(0.0_f64, f64::max)
+    };
+    report.detail("slowest_2xx_s", slowest(true));
+    report.detail("slowest_other_answer_s", slowest(false));
     let anomalies: Vec<&String> = clients.iter().flat_map(|c| &c.anomalies).take(5).collect();
     if !anomalies.is_empty() {
         report.detail("sse_anomalies", &anomalies);
