@@ -4,6 +4,7 @@
 //! is echoed before it runs (see `cmd`), so that what xtask does can be done by hand.
 
 mod bench;
+mod chaos;
 mod cmd;
 mod codegen;
 mod deploy;
@@ -14,6 +15,7 @@ mod infra;
 mod kube;
 mod paths;
 mod process;
+mod rebuild;
 mod system;
 mod test;
 mod tidy;
@@ -77,6 +79,11 @@ enum Command {
     /// Run the Kubernetes static checks alone (a step of `test`): kustomize build of every
     /// overlay, kubeconform, checkov and the cross-checks; no cluster needed.
     KubeChecks,
+    /// Run the fault harness (R1-R7): the services under faults, each scenario ending with
+    /// a ledger check; figures in target/chaos/.
+    Chaos(chaos::Args),
+    /// Replay the event log into a fresh keyspace and prove it equals the live table.
+    Rebuild(rebuild::Args),
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -102,6 +109,8 @@ fn main() -> ExitCode {
         Command::Ec2(args) => ec2::run(args),
         Command::KubeChecks => kube::checks::run(),
         Command::Service { action, name } => system::service(action, &name),
+        Command::Chaos(args) => chaos::run(&args),
+        Command::Rebuild(args) => rebuild::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

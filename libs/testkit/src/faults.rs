@@ -184,6 +184,20 @@ fn server_pid(server: Server) -> i32 {
     })
 }
 
+/// Kills `server` (found by the process listening on its port) with SIGKILL, as a crash
+/// or a power cut of that node would; returns the pid that was killed. Whoever started
+/// the server must start it again (the fault harness runs `cargo xtask infra up`, which
+/// waits until it serves); [`kill`] is the variant that starts it again by itself.
+///
+/// # Panics
+/// As [`pause`].
+pub fn kill_server(server: Server) -> i32 {
+    let pid = server_pid(server);
+    signal::kill(Pid::from_raw(pid), Signal::SIGKILL)
+        .unwrap_or_else(|e| panic!("cannot kill {server:?} (pid {pid}): {e}"));
+    pid
+}
+
 /// The pid of the process listening on TCP `port`, from `ss`.
 fn listener_pid(port: u16) -> Option<i32> {
     let output = Command::new("ss")

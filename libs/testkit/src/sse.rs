@@ -34,6 +34,8 @@ pub struct SseClient {
     buffer: String,
     /// Every byte received so far, for snapshots.
     pub transcript: String,
+    /// Whether `transcript` is kept (long-running clients turn it off).
+    keep_transcript: bool,
 }
 
 impl std::fmt::Debug for SseClient {
@@ -47,45 +49,70 @@ impl std::fmt::Debug for SseClient {
 impl SseClient {
     /// Opens `url`, sending `Last-Event-ID` when given.
     pub async fn connect(url: &str, last_event_id: Option<&str>) -> Self {
+        Self::try_connect(url, last_event_id)
+            .await
+            .expect("stream request")
+    }
+
+    /// [`SseClient::connect`] that returns the error of a server that does not answer
+    /// (for clients that reconnect, as browsers do).
+    pub async fn try_connect(url: &str, last_event_id: Option<&str>) -> reqwest::Result<Self> {
         // No overall timeout: streams stay open; reads are bounded by `next_frame`.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("HTTP client");
+        let client = reqwest::Client::builder().no_proxy().build()?;
         let mut request = client.get(url).header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await.expect("stream request");
-        Self {
+        let response = request.send().await?;
+        Ok(Self {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
             transcript: String::new(),
-        }
+            keep_transcript: true,
+        })
     }
 
     /// The next frame, `None` when the stream ended; panics after `timeout`.
     pub async fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
+        self.try_next_frame(timeout).await.unwrap_or_else(|_| {
+            panic!("no frame within {timeout:?}; got so far: {:?}", self.buffer)
+        })
+    }
+
+    /// [`SseClient::next_frame`] that returns `Err` after `timeout` instead of panicking.
+    /// A read error ends the stream (`Ok(None)`), as it does for a browser.
+    pub async fn try_next_frame(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Frame>, tokio::time::error::Elapsed> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                return Some(parse(&block));
+                return Ok(Some(parse(&block)));
             }
-            let chunk = tokio::time::timeout(timeout, self.body.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("no frame within {timeout:?}; got so far: {:?}", self.buffer)
-                })?;
+            let Some(chunk) = tokio::time::timeout(timeout, self.body.next()).await? else {
+                return Ok(None);
+            };
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(_) => return None,
+                Err(_) => return Ok(None),
             };
             let text = String::from_utf8_lossy(&chunk).replace("\r\n", "\n");
-            self.transcript.push_str(&text);
+            if self.keep_transcript {
+                self.transcript.push_str(&text);
+            }
             self.buffer.push_str(&text);
         }
+    }
+
+    /// Stops keeping a copy of every byte in `transcript`: a long-running client would
+    /// grow without bound.
+    pub fn without_transcript(mut self) -> Self {
+        self.keep_transcript = false;
+        self.transcript = String::new();
+        self
     }
 
     /// The next frame that carries an event, skipping hints and comments; panics after

@@ -93,3 +93,5 @@ pub async fn spawn_notifier(topic: &TestTopic) -> RunningApp {
         .expect("notifier starts");
     testkit::spawn(app.port(), |stop| app.run_until_stopped(stop))
 }
+
+pub mod chaos;

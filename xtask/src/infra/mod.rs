@@ -70,6 +70,13 @@ pub fn is_serving() -> bool {
         && ready::cassandra(CASSANDRA.address, Duration::from_secs(2)).is_ok()
 }
 
+/// True when both servers run from this checkout (`infra up` here): the fault harness
+/// may kill them, because it can start them again with the same recipe.
+pub fn runs_here() -> bool {
+    ALL.iter()
+        .all(|s| process::pids(&s.marker()).is_ok_and(|p| !p.is_empty()))
+}
+
 pub fn up() -> Result<()> {
     let started = Instant::now();
     let java = java::find()?;

@@ -107,6 +107,8 @@ pub fn run(args: Args) -> Result<()> {
                 tests.add(&counted);
                 outcome
             });
+            // The fault harness's short form: the service binaries under faults, R1-R7.
+            step("chaos (short)", &mut crate::chaos::run_short);
             // Every image built and run against the local Kafka and Cassandra.
             step("container tests", &mut || {
                 let (_podman_api, mut runner) = image::smoke::prepare()?;
