@@ -99,6 +99,13 @@ async fn start(name: &str, port: u16) -> ContainerAsync<GenericImage> {
         // Its own group and topic: the running system's persister must neither lose its
         // partitions to this one nor see its events applied twice.
         let own = format!("image-smoke-{}", std::process::id());
+        // The persister refuses a topic that does not exist: it records which topic (id
+        // and partition count) its table is built from.
+        let admin = messaging::admin_client(platform::kafka::BOOTSTRAP_SERVERS)
+            .expect("a Kafka admin client");
+        messaging::ensure_topic(&admin, &format!("{own}.t"), 1)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the smoke test's topic: {e}"));
         request = request
             .with_env_var("KAFKA_GROUP_ID", &own)
             .with_env_var("KAFKA_TOPIC", format!("{own}.t"));

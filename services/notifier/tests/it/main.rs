@@ -6,3 +6,4 @@ mod layout;
 mod openapi;
 mod repeats;
 mod sse;
+mod token_parser;
