@@ -115,6 +115,20 @@ pub const PERSISTER: Service = Service {
 /// (so that nothing is published before someone listens).
 pub const SERVICES: [&Service; 4] = [&PERSISTER, &NOTIFIER, &READER, &PRODUCER];
 
+/// The paths the services serve for machines, not for the public (metrics, readiness),
+/// without their leading slash, sorted: gateways do not route them, and Prometheus and
+/// the probes reach each service directly.
+pub fn internal_paths() -> Vec<&'static str> {
+    let mut paths: Vec<&str> = SERVICES
+        .iter()
+        .flat_map(|s| [s.metrics_path, s.readiness_path])
+        .map(|p| p.trim_start_matches('/'))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
 /// Looks a service up by name.
 pub fn service(name: &str) -> Option<&'static Service> {
     SERVICES.iter().copied().find(|s| s.name == name)

@@ -32,3 +32,18 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Checks that the service at `address` serves `expected` (its OpenAPI description, as
+/// the code generates it) at `/openapi.json`, as OpenAPI 3.1.
+pub async fn assert_serves_openapi(address: &str, expected: serde_json::Value) {
+    let served: serde_json::Value = http()
+        .get(format!("{address}/openapi.json"))
+        .send()
+        .await
+        .expect("GET /openapi.json")
+        .json()
+        .await
+        .expect("a JSON description");
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(served, expected);
+}

@@ -34,7 +34,7 @@ pub use api::Api;
 #[cfg(feature = "infra")]
 pub use app::{RunningApp, spawn};
 pub use cases::{BadCommand, assert_refused, bad_commands};
-pub use helpers::{eventually, http};
+pub use helpers::{assert_serves_openapi, eventually, http};
 #[cfg(feature = "infra")]
 pub use infra::*;
 #[cfg(feature = "infra")]

@@ -53,13 +53,7 @@ pub fn nginx_conf() -> String {
         .iter()
         .filter_map(|s| s.route.map(|r| r.prefix.trim_start_matches('/')))
         .collect();
-    let mut internal: Vec<&str> = SERVICES
-        .iter()
-        .flat_map(|s| [s.metrics_path, s.readiness_path])
-        .map(|p| p.trim_start_matches('/'))
-        .collect();
-    internal.sort_unstable();
-    internal.dedup();
+    let internal = platform::internal_paths();
     let not_public = problem(
         ProblemKind::NotFound,
         "metrics and readiness are not public; Prometheus and the probes reach each service directly",

@@ -371,14 +371,10 @@ fn stripped_path(prefix: &str) -> String {
 /// leaves the services' metrics and readiness paths unrouted (Prometheus and the probes
 /// reach the Pods directly; the local gateway refuses them the same way), and the rest.
 pub fn stripped_suffix() -> String {
-    let mut internal: Vec<&str> = platform::SERVICES
-        .iter()
-        .flat_map(|s| [s.metrics_path, s.readiness_path])
-        .map(|p| p.trim_start_matches('/'))
-        .collect();
-    internal.sort_unstable();
-    internal.dedup();
-    format!("(/|$)(?!(?:{})/?$)(.*)", internal.join("|"))
+    format!(
+        "(/|$)(?!(?:{})/?$)(.*)",
+        platform::internal_paths().join("|")
+    )
 }
 
 /// One Ingress per route, since ingress-nginx annotations apply to a whole Ingress and the

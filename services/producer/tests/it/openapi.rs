@@ -23,17 +23,9 @@ async fn the_service_serves_its_description() {
     .await
     .expect("producer starts");
     let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
-    let served: serde_json::Value = testkit::http()
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(served["openapi"], "3.1.0");
-    assert_eq!(
-        served,
-        serde_json::to_value(producer::routes::ApiDoc::openapi()).unwrap()
-    );
+    testkit::assert_serves_openapi(
+        &app.address,
+        serde_json::to_value(producer::routes::ApiDoc::openapi()).unwrap(),
+    )
+    .await;
 }
