@@ -152,6 +152,41 @@ pub async fn release_version(session: &Session) -> Result<String, StoreError> {
     Ok(version)
 }
 
+/// Runs the prepared SELECT `statement` on `table` (with its CLIENT span and duration
+/// metric) and decodes its first row, if any, as `R`; `what` names the query in errors.
+pub(crate) async fn first_row<R, V>(
+    session: &Session,
+    statement: &scylla::statement::prepared::PreparedStatement,
+    table: &'static str,
+    values: V,
+    what: impl Fn() -> String,
+) -> Result<Option<R>, StoreError>
+where
+    R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+    V: scylla::serialize::row::SerializeRow,
+{
+    let result = telemetry::db::cassandra(
+        "read",
+        Operation::Get.as_str(),
+        table,
+        session.execute_unpaged(statement, values),
+    )
+    .await
+    .map_err(|source| StoreError::Execute {
+        statement: what(),
+        source: Box::new(source),
+    })?;
+    let decode = |reason: String| StoreError::Decode {
+        statement: what(),
+        reason,
+    };
+    result
+        .into_rows_result()
+        .map_err(|e| decode(e.to_string()))?
+        .maybe_first_row::<R>()
+        .map_err(|e| decode(e.to_string()))
+}
+
 /// Prepares `cql`, with an error that names the statement.
 pub(crate) async fn prepare(
     session: &Session,

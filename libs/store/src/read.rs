@@ -9,7 +9,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use uuid::Uuid;
 
-use crate::{CassandraArgs, Keyspace, Operation, StoreError};
+use crate::{CassandraArgs, Keyspace, StoreError};
 
 /// The documents table, read-only.
 #[derive(Debug, Clone)]
@@ -50,27 +50,14 @@ impl DocumentReader {
 
     /// The document with `id`, if it exists.
     pub async fn get(&self, id: Uuid) -> Result<Option<Document>, StoreError> {
-        let decode = |reason: String| StoreError::Decode {
-            statement: "get document".into(),
-            reason,
-        };
-        let result = telemetry::db::cassandra(
-            "read",
-            Operation::Get.as_str(),
+        let row = crate::first_row::<(Uuid, Option<String>, Option<String>), _>(
+            &self.session,
+            &self.get,
             "documents",
-            self.session.execute_unpaged(&self.get, (id,)),
+            (id,),
+            || format!("get of document {id}"),
         )
-        .await
-        .map_err(|source| StoreError::Execute {
-            statement: format!("get of document {id}"),
-            source: Box::new(source),
-        })?;
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| decode(e.to_string()))?;
-        let row = rows
-            .maybe_first_row::<(Uuid, Option<String>, Option<String>)>()
-            .map_err(|e| decode(e.to_string()))?;
+        .await?;
         Ok(row.map(|(id, author, text)| Document { id, author, text }))
     }
 

@@ -119,25 +119,14 @@ impl DocumentWriter {
 
     /// What the table was built from, if that was recorded.
     pub async fn source(&self, topic: &str) -> Result<Option<ModelSource>, StoreError> {
-        let statement = || format!("read_model_source of {topic}");
-        let result = self
-            .session
-            .execute_unpaged(&self.source, (topic,))
-            .await
-            .map_err(|source| StoreError::Execute {
-                statement: statement(),
-                source: Box::new(source),
-            })?;
-        let decode = |reason: String| StoreError::Decode {
-            statement: statement(),
-            reason,
-        };
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| decode(e.to_string()))?;
-        let row = rows
-            .maybe_first_row::<(Option<Uuid>, Option<i32>)>()
-            .map_err(|e| decode(e.to_string()))?;
+        let row = crate::first_row::<(Option<Uuid>, Option<i32>), _>(
+            &self.session,
+            &self.source,
+            "read_model_source",
+            (topic,),
+            || format!("read_model_source of {topic}"),
+        )
+        .await?;
         Ok(row.and_then(|(id, partitions)| {
             Some(ModelSource {
                 topic_id: id?,
@@ -168,28 +157,14 @@ impl DocumentWriter {
         document: Uuid,
         event: Uuid,
     ) -> Result<Option<AppliedAt>, StoreError> {
-        let decode = |reason: String| StoreError::Decode {
-            statement: "get applied event".into(),
-            reason,
-        };
-        let result = telemetry::db::cassandra(
-            "read",
-            Operation::Get.as_str(),
+        let row = crate::first_row::<(i32, i64, String), _>(
+            &self.session,
+            &self.applied,
             "applied_events",
-            self.session
-                .execute_unpaged(&self.applied, (document, event)),
+            (document, event),
+            || format!("get of applied event {event} of document {document}"),
         )
-        .await
-        .map_err(|source| StoreError::Execute {
-            statement: format!("get of applied event {event} of document {document}"),
-            source: Box::new(source),
-        })?;
-        let rows = result
-            .into_rows_result()
-            .map_err(|e| decode(e.to_string()))?;
-        let row = rows
-            .maybe_first_row::<(i32, i64, String)>()
-            .map_err(|e| decode(e.to_string()))?;
+        .await?;
         Ok(row.map(|(partition, offset, fingerprint)| AppliedAt {
             partition,
             offset,

@@ -313,9 +313,12 @@ where
 /// `GET /openapi.json`: the service's OpenAPI description, generated from its code (the
 /// `utoipa::path` attributes of its handlers and the wire types of `libs/events`).
 pub fn openapi_route(description: utoipa::openapi::OpenApi) -> Router {
-    let json = description
-        .to_pretty_json()
-        .expect("an OpenAPI description serialises");
+    // Rendered once; each answer shares the bytes.
+    let json = Bytes::from(
+        description
+            .to_pretty_json()
+            .expect("an OpenAPI description serialises"),
+    );
     Router::new().route(
         OPENAPI_PATH,
         get(move || {

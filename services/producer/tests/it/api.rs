@@ -2,33 +2,11 @@
 //! input gets the contract's problem and publishes nothing.
 
 use events::{Event, EventType, mime};
-use producer::{Application, Config};
 use rdkafka::Message;
 use reqwest::StatusCode;
-use testkit::{RunningApp, TestTopic};
 use uuid::Uuid;
 
-/// A producer on a free port, publishing to a topic of its own.
-struct TestApp {
-    /// Keeps the service running until the test ends.
-    _app: RunningApp,
-    address: String,
-    topic: TestTopic,
-}
-
-async fn spawn_app() -> TestApp {
-    let infra = testkit::infra();
-    let topic = infra.topic(3).await;
-    let app = Application::build(Config::for_tests(&infra.bootstrap, &topic.name))
-        .await
-        .expect("producer starts");
-    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
-    TestApp {
-        address: app.address.clone(),
-        _app: app,
-        topic,
-    }
-}
+use crate::{TestApp, spawn_app};
 
 async fn post(
     app: &TestApp,

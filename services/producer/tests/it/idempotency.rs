@@ -4,31 +4,11 @@
 
 use events::idempotency::{self, IdempotencyKey};
 use events::{Event, EventType, mime};
-use producer::{Application, Config};
 use rdkafka::Message;
 use reqwest::StatusCode;
-use testkit::{RunningApp, TestTopic};
 use uuid::Uuid;
 
-struct TestApp {
-    _app: RunningApp,
-    address: String,
-    topic: TestTopic,
-}
-
-async fn spawn_app() -> TestApp {
-    let infra = testkit::infra();
-    let topic = infra.topic(3).await;
-    let app = Application::build(Config::for_tests(&infra.bootstrap, &topic.name))
-        .await
-        .expect("producer starts");
-    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
-    TestApp {
-        address: app.address.clone(),
-        _app: app,
-        topic,
-    }
-}
+use crate::{TestApp, spawn_app};
 
 /// A fresh key, unique to the test run.
 fn new_key() -> String {

@@ -15,14 +15,7 @@ fn the_committed_description_is_the_codes() {
 
 #[tokio::test]
 async fn the_service_serves_its_description() {
-    let topic = testkit::infra().topic(1).await;
-    let app = producer::Application::build(producer::Config::for_tests(
-        &testkit::infra().bootstrap,
-        &topic.name,
-    ))
-    .await
-    .expect("producer starts");
-    let app = testkit::spawn(app.port(), |stop| app.run_until_stopped(stop));
+    let app = crate::spawn_app().await;
     testkit::assert_serves_openapi(
         &app.address,
         serde_json::to_value(producer::routes::ApiDoc::openapi()).unwrap(),
