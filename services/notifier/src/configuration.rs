@@ -11,6 +11,9 @@ pub mod defaults {
     pub const KEEP_ALIVE_SECS: u64 = 15;
     pub const RETRY_MS: u64 = 2000;
     pub const TOPIC_CHECK_SECS: u64 = 30;
+    pub const REPLAY_WAIT_MS: u64 = 5000;
+    pub const REPLAY_IDLE_SECS: u64 = 30;
+    pub const MAX_REPLAY: i64 = 100_000;
 }
 
 /// Pushes every event of the documents topic to browsers as Server-Sent Events.
@@ -46,6 +49,19 @@ pub struct Config {
     /// whenever an offset goes back.
     #[arg(long, env = "SSE_TOPIC_CHECK_SECS", default_value_t = defaults::TOPIC_CHECK_SECS)]
     pub topic_check_secs: u64,
+    /// How long a stream that must read older history waits for a free replay reader
+    /// before it is refused with 503 and Retry-After, in milliseconds.
+    #[arg(long, env = "SSE_REPLAY_WAIT_MS", default_value_t = defaults::REPLAY_WAIT_MS)]
+    pub replay_wait_ms: u64,
+    /// Seconds a replaying stream's client may read nothing before its connection is
+    /// closed, freeing the replay reader it holds (it resumes with its last id).
+    #[arg(long, env = "SSE_REPLAY_IDLE_SECS", default_value_t = defaults::REPLAY_IDLE_SECS)]
+    pub replay_idle_secs: u64,
+    /// The most events per partition a resume token may replay from Kafka. A token
+    /// further behind gets `event: reset` and continues with the recent history held in
+    /// memory: a client that far behind reloads its state from the reader instead.
+    #[arg(long, env = "SSE_MAX_REPLAY", default_value_t = defaults::MAX_REPLAY)]
+    pub max_replay: i64,
 }
 
 impl Config {
@@ -61,6 +77,9 @@ impl Config {
             keep_alive_secs: defaults::KEEP_ALIVE_SECS,
             retry_ms: defaults::RETRY_MS,
             topic_check_secs: defaults::TOPIC_CHECK_SECS,
+            replay_wait_ms: defaults::REPLAY_WAIT_MS,
+            replay_idle_secs: defaults::REPLAY_IDLE_SECS,
+            max_replay: defaults::MAX_REPLAY,
         }
     }
 
@@ -70,6 +89,14 @@ impl Config {
 
     pub fn retry(&self) -> Duration {
         Duration::from_millis(self.retry_ms)
+    }
+
+    pub fn replay_wait(&self) -> Duration {
+        Duration::from_millis(self.replay_wait_ms)
+    }
+
+    pub fn replay_idle(&self) -> Duration {
+        Duration::from_secs(self.replay_idle_secs.max(1))
     }
 
     pub fn topic_check(&self) -> Duration {

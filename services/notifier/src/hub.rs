@@ -99,6 +99,8 @@ pub struct Hub {
     client_buffer: usize,
     max_clients: usize,
     open: AtomicUsize,
+    /// Serialises the reports of `open` (see `report_open`).
+    reporting: Mutex<()>,
     next_client: AtomicU64,
     caught_up: watch::Sender<bool>,
 }
@@ -133,6 +135,7 @@ impl Hub {
             client_buffer: client_buffer.max(1),
             max_clients,
             open: AtomicUsize::new(0),
+            reporting: Mutex::new(()),
             next_client: AtomicU64::new(0),
             caught_up: watch::Sender::new(false),
         })
@@ -255,8 +258,7 @@ impl Hub {
         filter: Option<Uuid>,
         kill: Option<CancellationToken>,
     ) -> Result<Subscription, SubscribeError> {
-        let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-        if open > self.max_clients {
+        if self.open.fetch_add(1, Ordering::SeqCst) + 1 > self.max_clients {
             self.open.fetch_sub(1, Ordering::SeqCst);
             return Err(SubscribeError::TooMany(self.max_clients));
         }
@@ -264,7 +266,7 @@ impl Hub {
             hub: Arc::clone(self),
             id: self.next_client.fetch_add(1, Ordering::Relaxed),
         };
-        StreamsOpen { open }.emit();
+        self.report_open();
         let (queue, live) = mpsc::channel(self.client_buffer);
 
         let mut state = self.lock();
@@ -324,8 +326,22 @@ impl Hub {
 
     fn unsubscribe(&self, id: u64) {
         self.lock().clients.retain(|client| client.id != id);
-        let open = self.open.fetch_sub(1, Ordering::SeqCst) - 1;
-        StreamsOpen { open }.emit();
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        self.report_open();
+    }
+
+    /// Sets the open-streams gauge. Setting it from the value each change returned would
+    /// let a late report of an older value win; reports here run one at a time and each
+    /// reads the count anew, so the last one always reports every change before it.
+    fn report_open(&self) {
+        let _one_at_a_time = self
+            .reporting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        StreamsOpen {
+            open: self.open.load(Ordering::SeqCst),
+        }
+        .emit();
     }
 }
 
@@ -527,6 +543,73 @@ mod tests {
         // A replay from Kafka asks the same question.
         assert!(hub.is_repeat(0, event, 1));
         assert!(!hub.is_repeat(0, event, 0));
+    }
+
+    /// The gauge of open streams equals the count once concurrent connects and
+    /// disconnects settle. The metrics recorder is global to a process, so the check runs
+    /// in a child process of this test binary, alone.
+    #[test]
+    fn the_open_streams_gauge_is_exact_under_concurrent_connects_and_disconnects() {
+        const CHILD: &str = "NOTIFIER_GAUGE_TEST_CHILD";
+        let name =
+            "hub::tests::the_open_streams_gauge_is_exact_under_concurrent_connects_and_disconnects";
+        if std::env::var_os(CHILD).is_none() {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1", "--nocapture"])
+                .env(CHILD, "1")
+                .status()
+                .expect("the test binary runs");
+            assert!(status.success(), "the check in the child process failed");
+            return;
+        }
+        let metrics = telemetry::install_metrics();
+        let gauge = || {
+            let rendered = metrics.render();
+            rendered
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{} ", telemetry::names::SSE_CLIENTS)))
+                .map(|value| value.trim().parse::<f64>().unwrap())
+                .unwrap_or_else(|| panic!("no gauge in:\n{rendered}"))
+        };
+        // Rounds of eight threads connecting (or disconnecting) at the same instant, the
+        // gauge read after each round: a report of a stale count that lands last shows.
+        const WORKERS: usize = 8;
+        const ROUNDS: usize = 400;
+        let hub = Hub::new(vec![0], 10, 8, 1_000_000);
+        let barrier = std::sync::Barrier::new(WORKERS + 1);
+        let wrong = std::thread::scope(|scope| {
+            for _ in 0..WORKERS {
+                scope.spawn(|| {
+                    let mut open = Vec::new();
+                    for round in 0..ROUNDS {
+                        barrier.wait();
+                        if round % 2 == 0 {
+                            open.push(hub.subscribe(None, None, None).unwrap());
+                        } else {
+                            open.pop();
+                        }
+                        barrier.wait();
+                        barrier.wait();
+                    }
+                });
+            }
+            let mut wrong = Vec::new();
+            for round in 0..ROUNDS {
+                barrier.wait();
+                barrier.wait();
+                let (gauge, open) = (gauge(), hub.open_streams());
+                if gauge != open as f64 {
+                    wrong.push((round, gauge, open));
+                }
+                barrier.wait();
+            }
+            wrong
+        });
+        assert_eq!(
+            wrong,
+            Vec::new(),
+            "rounds where the gauge (second) was not the count (third)"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::error::Error;
 
 use telemetry::names;
 
-/// The number of open streams changed; `open` is the count after the change.
+/// The number of open streams, read after a change. Emitted one at a time (the hub
+/// serialises them), each reading the count anew, so that the last value set is the
+/// count once connects and disconnects settle, however they interleave.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamsOpen {
     pub open: usize,
@@ -15,6 +17,38 @@ pub struct StreamsOpen {
 impl StreamsOpen {
     pub fn emit(self) {
         metrics::gauge!(names::SSE_CLIENTS).set(self.open as f64);
+    }
+}
+
+/// A stream that had to read older history found every replay reader busy for the
+/// whole wait: it was refused with 503.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplaysBusy {
+    pub waited: std::time::Duration,
+}
+
+impl ReplaysBusy {
+    pub fn emit(self) {
+        tracing::warn!(
+            waited_ms = self.waited.as_millis() as u64,
+            "every replay reader is busy: stream refused with 503"
+        );
+    }
+}
+
+/// A replaying stream's client read nothing for the idle bound: its connection was
+/// closed to free the replay reader it held.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayStalled {
+    pub idle: std::time::Duration,
+}
+
+impl ReplayStalled {
+    pub fn emit(self) {
+        tracing::warn!(
+            idle_ms = self.idle.as_millis() as u64,
+            "client stopped reading during a replay: connection closed to free its reader"
+        );
     }
 }
 
@@ -67,6 +101,8 @@ impl SlowStreamsClosed {
 pub enum ReplayStep {
     Open,
     Read,
+    /// Looking up where the topic now starts, after the replay's offset was found gone.
+    Earliest,
 }
 
 /// A replay from Kafka failed: the stream ends, and the client resumes with its last id.
@@ -86,6 +122,10 @@ impl ReplayFailed<'_> {
             ReplayStep::Read => {
                 tracing::warn!(error = %self.error, "replay from Kafka failed; ending the stream")
             }
+            ReplayStep::Earliest => tracing::warn!(
+                error = %self.error,
+                "cannot find where the topic now starts after losing a replay's offset; ending the stream"
+            ),
         }
     }
 }

@@ -168,11 +168,28 @@ pub struct ReplayPool {
     kafka: messaging::KafkaArgs,
 }
 
-/// One partition read from Kafka, `from` up to (not including) `until`.
+/// Every replay reader is in use, and none came free within the wait.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("every replay reader is busy")]
+pub struct ReplaysBusy;
+
+/// A stream's right to read older history: one reader slot, held while the stream
+/// replays, whatever the number of partitions it replays.
+pub struct ReplayLease {
+    kafka: messaging::KafkaArgs,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for ReplayLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayLease").finish_non_exhaustive()
+    }
+}
+
+/// One partition read from Kafka, from an offset up to (not including) `until`.
 pub struct ReplayReader {
     consumer: StreamConsumer,
     until: i64,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for ReplayReader {
@@ -183,13 +200,17 @@ impl std::fmt::Debug for ReplayReader {
     }
 }
 
-/// Where a replay starts: the requested offset, or later when the topic no longer holds
-/// it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayStart {
-    pub from: i64,
-    /// The earliest offset the topic still holds, when it is above the requested one.
-    pub lost_below: Option<i64>,
+/// What a replay reader read next.
+#[derive(Debug)]
+pub enum Replayed {
+    /// A record: its offset and its event, if it is one.
+    Record(i64, Option<Item>),
+    /// The end of the range.
+    End,
+    /// The offset asked for is no longer in the topic (retention or a deletion removed
+    /// it, before or during the replay): the stream continues from the earliest offset
+    /// the topic holds, after an `event: reset`.
+    Lost,
 }
 
 impl ReplayPool {
@@ -200,76 +221,85 @@ impl ReplayPool {
         }
     }
 
-    /// Waits for a free reader, then opens `partition` at `from` (or at the earliest
-    /// offset still held, when `from` is older).
-    pub async fn open(
+    /// A reader slot, waiting at most `wait` for one to come free.
+    pub async fn lease(&self, wait: Duration) -> Result<ReplayLease, ReplaysBusy> {
+        let permit = tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .map_err(|_| ReplaysBusy)?
+            .expect("the replay semaphore is never closed");
+        Ok(ReplayLease {
+            kafka: self.kafka.clone(),
+            _permit: permit,
+        })
+    }
+}
+
+impl ReplayLease {
+    /// Opens `partition` at `from`, to read up to `until`.
+    pub fn open(
         &self,
         partition: usize,
         from: i64,
         until: i64,
-    ) -> Result<(ReplayReader, ReplayStart), KafkaError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .expect("the replay semaphore is never closed");
+    ) -> Result<ReplayReader, KafkaError> {
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", GROUP)
+            .set("enable.auto.commit", "false")
+            // An offset the topic no longer holds is an error to report (as a reset),
+            // never a silent jump to the end or the start.
+            .set("auto.offset.reset", "error")
+            // A replay reads one partition at the client's pace: a small prefetch keeps
+            // the memory of each reader bounded (librdkafka's default is 64 MiB).
+            .set("queued.max.messages.kbytes", "2048")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(
+            &self.kafka.topic,
+            partition as i32,
+            Offset::Offset(from),
+        )?;
+        consumer.assign(&assignment)?;
+        Ok(ReplayReader { consumer, until })
+    }
+
+    /// The earliest offset `partition` still holds.
+    pub async fn earliest(&self, partition: usize) -> Result<i64, KafkaError> {
         let (low, _) = messaging::partition_watermarks(
             self.kafka.client_config(),
             &self.kafka.topic,
             partition as i32,
         )
         .await?;
-        let start = if from < low {
-            ReplayStart {
-                from: low,
-                lost_below: Some(low),
-            }
-        } else {
-            ReplayStart {
-                from,
-                lost_below: None,
-            }
-        };
-        let consumer: StreamConsumer = self
-            .kafka
-            .client_config()
-            .set("group.id", GROUP)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(
-            &self.kafka.topic,
-            partition as i32,
-            Offset::Offset(start.from),
-        )?;
-        consumer.assign(&assignment)?;
-        Ok((
-            ReplayReader {
-                consumer,
-                until,
-                _permit: permit,
-            },
-            start,
-        ))
+        Ok(low)
     }
 }
 
 impl ReplayReader {
-    /// The next record below `until`: its offset and event (if it is one); `None` at the
-    /// end of the range.
-    pub async fn next(&mut self) -> Result<Option<(i64, Option<Item>)>, KafkaError> {
+    /// The next record below `until`, the end of the range, or the news that the
+    /// offset asked for is gone.
+    pub async fn next(&mut self) -> Result<Replayed, KafkaError> {
         // The range ends below the memory's floor, so a record at or past `until` exists;
         // the timeout only guards against a topic truncated meanwhile.
-        let message = tokio::time::timeout(Duration::from_secs(30), self.consumer.recv())
+        let received = tokio::time::timeout(Duration::from_secs(30), self.consumer.recv())
             .await
             .map_err(|_| {
                 KafkaError::Client(rdkafka::error::KafkaError::MessageConsumption(
                     rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
                 ))
-            })??;
+            })?;
+        let message = match received {
+            Ok(message) => message,
+            Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::AutoOffsetReset,
+            )) => return Ok(Replayed::Lost),
+            Err(error) => return Err(error.into()),
+        };
         let offset = message.offset();
         if offset >= self.until {
-            return Ok(None);
+            return Ok(Replayed::End);
         }
-        Ok(Some((offset, item_of(&message))))
+        Ok(Replayed::Record(offset, item_of(&message)))
     }
 }

@@ -21,9 +21,10 @@ use uuid::Uuid;
 use web::ApiError;
 
 use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
-use crate::internal_events::{EventSent, ReplayFailed, ReplayStep};
-use crate::kafka::{ReplayPool, ReplayReader};
+use crate::internal_events::{EventSent, ReplayFailed, ReplayStep, ReplaysBusy};
+use crate::kafka::{ReplayLease, ReplayPool, ReplayReader, Replayed};
 use crate::repeats::RecentIds;
+use crate::stall::StallWatch;
 use crate::token::Position;
 
 /// How long a new stream waits for the history to load after a restart.
@@ -36,6 +37,12 @@ pub struct Streams {
     pub replays: ReplayPool,
     pub keep_alive: Duration,
     pub retry: Duration,
+    /// How long a stream waits for a replay reader before it is refused (503).
+    pub replay_wait: Duration,
+    /// How long a replaying stream may go unread before its connection is closed.
+    pub replay_idle: Duration,
+    /// The most events per partition a token may replay from Kafka.
+    pub max_replay: i64,
 }
 
 /// Closes the connection a request came on (set by `serve`), for clients too slow to
@@ -94,7 +101,7 @@ struct ListenQuery {
             content_type = "application/problem+json", body = events::Problem),
         (status = 429, description = "The notifier serves the most streams it may",
             content_type = "application/problem+json", body = events::Problem),
-        (status = 503, description = "The notifier is still loading recent history; try again after Retry-After",
+        (status = 503, description = "The notifier is still loading recent history, or every reader of older history is busy; try again after Retry-After",
             headers(("Retry-After" = u32, description = "Seconds to wait")),
             content_type = "application/problem+json", body = events::Problem),
     )
@@ -118,10 +125,19 @@ async fn listen(
         })
         .transpose()?;
     // The header wins: it is what a browser sends on its own reconnects.
-    let token = headers
+    let header = headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+        .map(|value| {
+            value.to_str().map(str::to_owned).map_err(|_| {
+                ApiError::new(
+                    ProblemKind::InvalidParameter,
+                    "Last-Event-ID is not visible ASCII, so it is no event id of this \
+                     notifier; send the id of the last event received, or no Last-Event-ID",
+                )
+            })
+        })
+        .transpose()?;
+    let token = header
         .or(query.last_event_id)
         .filter(|t| !t.trim().is_empty());
     let partitions = streams.hub.partitions();
@@ -150,9 +166,10 @@ async fn listen(
             Duration::from_secs(2),
         ));
     }
+    let kill = kill.map(|k| k.0.0.clone());
     let subscription = streams
         .hub
-        .subscribe(requested, filter, kill.map(|k| k.0.0.clone()))
+        .subscribe(requested, filter, kill.clone())
         .map_err(|SubscribeError::TooMany(max)| {
             ApiError::new(
                 ProblemKind::TooManyRequests,
@@ -160,7 +177,7 @@ async fn listen(
             )
         })?;
 
-    let position = subscription.start.clone();
+    let mut position = subscription.start.clone();
     let mut opening = VecDeque::new();
     opening.push_back(
         SseEvent::default()
@@ -187,15 +204,57 @@ async fn listen(
             "the position is beyond the end of the topic (a token of another deployment, or the topic was recreated); starting again from the earliest events",
         ));
     }
+    // A token too far behind is not replayed: it continues with the history in memory.
+    let mut replays = VecDeque::new();
+    for replay in subscription.from_kafka {
+        if replay.until - replay.from <= streams.max_replay {
+            replays.push_back(replay);
+            continue;
+        }
+        position.set(replay.partition, replay.until);
+        opening.push_back(reset(
+            &position,
+            replay.partition,
+            replay.from,
+            replay.until,
+            &format!(
+                "the position is {} events behind, more than the {} a stream replays; continuing with the recent history (reload older state from the reader)",
+                replay.until - replay.from,
+                streams.max_replay
+            ),
+        ));
+    }
+    // A stream that reads older history holds one of the few replay readers for as long
+    // as it does; when none comes free in time, the client is told to come back.
+    let lease = if replays.is_empty() {
+        None
+    } else {
+        let lease = streams
+            .replays
+            .lease(streams.replay_wait)
+            .await
+            .map_err(|_| {
+                ReplaysBusy {
+                    waited: streams.replay_wait,
+                }
+                .emit();
+                ApiError::unavailable(
+                    "every reader of older history is busy with other clients; try again after Retry-After",
+                    streams.retry.max(Duration::from_secs(1)),
+                )
+            })?;
+        let watch = kill.map(|kill| StallWatch::start(streams.replay_idle, kill));
+        Some(Replaying { lease, watch })
+    };
     let state = StreamState {
         position,
         queued: opening,
-        replays: subscription.from_kafka.into(),
+        replays,
+        lease,
         reader: None,
         memory: subscription.from_memory.into(),
         live: subscription.live,
         filter,
-        pool: streams.replays.clone(),
         hub: Arc::clone(&streams.hub),
         replayed: RecentIds::new(crate::repeats::MIN_WINDOW),
         _guard: subscription.guard,
@@ -242,6 +301,13 @@ fn reset(
         .data(data.to_string())
 }
 
+/// What a stream holds while it reads older history: its replay reader slot, and the
+/// watch that closes it if its client stops reading.
+struct Replaying {
+    lease: ReplayLease,
+    watch: Option<StallWatch>,
+}
+
 /// Where one client's stream stands.
 struct StreamState {
     position: Position,
@@ -249,11 +315,12 @@ struct StreamState {
     queued: VecDeque<SseEvent>,
     /// Ranges still to read from Kafka.
     replays: VecDeque<Replay>,
+    /// Held while `replays` is not empty.
+    lease: Option<Replaying>,
     reader: Option<ReplayReader>,
     memory: VecDeque<Item>,
     live: tokio::sync::mpsc::Receiver<Item>,
     filter: Option<Uuid>,
-    pool: ReplayPool,
     hub: Arc<Hub>,
     /// Event ids sent from history (Kafka and memory) on this stream: the hub keeps
     /// repeats out of what it holds, but a replay reaches back beyond what it has seen.
@@ -289,15 +356,33 @@ impl StreamState {
     }
 }
 
+/// The next frame of a stream, with the stall watch told when the stream is at work.
+async fn next_frame(state: StreamState) -> Option<(Result<SseEvent, Infallible>, StreamState)> {
+    if let Some(watch) = state.lease.as_ref().and_then(|r| r.watch.as_ref()) {
+        watch.enter();
+    }
+    let next = produce_frame(state).await;
+    if let Some(watch) = next
+        .as_ref()
+        .and_then(|(_, state)| state.lease.as_ref())
+        .and_then(|r| r.watch.as_ref())
+    {
+        watch.leave();
+    }
+    next
+}
+
 /// The next frame of a stream: queued frames, then Kafka replays, then memory, then live.
-async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallible>, StreamState)> {
+async fn produce_frame(
+    mut state: StreamState,
+) -> Option<(Result<SseEvent, Infallible>, StreamState)> {
     loop {
         if let Some(frame) = state.queued.pop_front() {
             return Some((Ok(frame), state));
         }
         if let Some(reader) = state.reader.as_mut() {
             match reader.next().await {
-                Ok(Some((offset, item))) => {
+                Ok(Replayed::Record(offset, item)) => {
                     if let Some(item) = item {
                         if let Some(frame) = state.history_frame(&item) {
                             return Some((Ok(frame), state));
@@ -308,9 +393,20 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
                     }
                     continue;
                 }
-                Ok(None) => {
+                Ok(Replayed::End) => {
                     state.reader = None;
                     state.replays.pop_front();
+                    if state.replays.is_empty() {
+                        // Done with older history: free the reader slot for others.
+                        state.lease = None;
+                    }
+                    continue;
+                }
+                Ok(Replayed::Lost) => {
+                    state.reader = None;
+                    if !state.skip_lost_history().await {
+                        return None;
+                    }
                     continue;
                 }
                 Err(error) => {
@@ -327,24 +423,20 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
         }
         if let Some(&replay) = state.replays.front() {
             let from = state.position.get(replay.partition).max(replay.from);
-            match state.pool.open(replay.partition, from, replay.until).await {
-                Ok((reader, start)) => {
-                    if let Some(low) = start.lost_below {
-                        state.position.set(replay.partition, low);
-                        let frame = reset(
-                            &state.position,
-                            replay.partition,
-                            from,
-                            low,
-                            "the topic no longer holds the requested events; continuing with the earliest it holds",
-                        );
-                        state.queued.push_back(frame);
-                    }
-                    if start.from >= replay.until {
-                        state.replays.pop_front();
-                    } else {
-                        state.reader = Some(reader);
-                    }
+            if from >= replay.until {
+                state.replays.pop_front();
+                if state.replays.is_empty() {
+                    state.lease = None;
+                }
+                continue;
+            }
+            let Some(replaying) = state.lease.as_ref() else {
+                // Cannot happen: a stream with replays holds a lease from its start.
+                return None;
+            };
+            match replaying.lease.open(replay.partition, from, replay.until) {
+                Ok(reader) => {
+                    state.reader = Some(reader);
                     continue;
                 }
                 Err(error) => {
@@ -367,5 +459,44 @@ async fn next_frame(mut state: StreamState) -> Option<(Result<SseEvent, Infallib
         if let Some(frame) = state.frame(&item) {
             return Some((Ok(frame), state));
         }
+    }
+}
+
+impl StreamState {
+    /// The replay's next offset is no longer in the topic (retention or a deletion took
+    /// it): moves the position to the earliest offset the topic holds and queues an
+    /// `event: reset` saying so. `false` when that cannot be done and the stream must end
+    /// (the client then resumes with its last id).
+    async fn skip_lost_history(&mut self) -> bool {
+        let (Some(&replay), Some(replaying)) = (self.replays.front(), self.lease.as_ref()) else {
+            return false;
+        };
+        let wanted = self.position.get(replay.partition).max(replay.from);
+        let earliest = match replaying.lease.earliest(replay.partition).await {
+            Ok(earliest) => earliest,
+            Err(error) => {
+                ReplayFailed {
+                    step: ReplayStep::Earliest,
+                    error: &error,
+                }
+                .emit();
+                return false;
+            }
+        };
+        if earliest <= wanted {
+            // Kafka says the offset is out of range, yet it is not below the start: a
+            // truncated or recreated topic, which the layout watch deals with.
+            return false;
+        }
+        self.position.set(replay.partition, earliest);
+        let frame = reset(
+            &self.position,
+            replay.partition,
+            wanted,
+            earliest,
+            "the topic no longer holds the requested events; continuing with the earliest it holds",
+        );
+        self.queued.push_back(frame);
+        true
     }
 }

@@ -150,6 +150,9 @@ impl Application {
             replays: ReplayPool::new(self.config.kafka.clone(), self.config.replay_consumers),
             keep_alive: self.config.keep_alive(),
             retry: self.config.retry(),
+            replay_wait: self.config.replay_wait(),
+            replay_idle: self.config.replay_idle(),
+            max_replay: self.config.max_replay.max(0),
         };
         let router = self.shell.router(routes::router(streams), ready);
         // The hub ends every stream when shutdown begins, so that connections can finish.

@@ -5,5 +5,6 @@ mod frames;
 mod layout;
 mod openapi;
 mod repeats;
+mod replays;
 mod sse;
 mod token_parser;

@@ -363,6 +363,13 @@ async fn bad_tokens_and_ids_get_400_with_a_problem() {
         // A well-formed token of another partition count is not refused: it gets
         // `event: reset` and the earliest events (tests/it/layout.rs).
         (
+            "header token that is not visible ASCII",
+            http.get(format!("{}/documents", app.address)).header(
+                "last-event-id",
+                reqwest::header::HeaderValue::from_bytes(b"0:1\xff").unwrap(),
+            ),
+        ),
+        (
             "negative offset",
             http.get(format!("{}/documents?lastEventId=0:-1", app.address)),
         ),
