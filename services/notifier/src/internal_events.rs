@@ -101,8 +101,9 @@ impl SlowStreamsClosed {
 pub enum ReplayStep {
     Open,
     Read,
-    /// Looking up where the topic now starts, after the replay's offset was found gone.
-    Earliest,
+    /// Looking up where the topic starts or ends (a replay's offset found gone, a token
+    /// ahead of this notifier).
+    Offsets,
 }
 
 /// A replay from Kafka failed: the stream ends, and the client resumes with its last id.
@@ -122,9 +123,9 @@ impl ReplayFailed<'_> {
             ReplayStep::Read => {
                 tracing::warn!(error = %self.error, "replay from Kafka failed; ending the stream")
             }
-            ReplayStep::Earliest => tracing::warn!(
+            ReplayStep::Offsets => tracing::warn!(
                 error = %self.error,
-                "cannot find where the topic now starts after losing a replay's offset; ending the stream"
+                "cannot read the topic's offsets from Kafka"
             ),
         }
     }

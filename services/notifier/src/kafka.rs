@@ -221,6 +221,16 @@ impl ReplayPool {
         }
     }
 
+    /// The end offset of every partition (the next offset Kafka will write).
+    pub async fn end_offsets(&self) -> Result<Vec<i64>, KafkaError> {
+        // Every record written counts, committed or not: a position inside a transaction
+        // still open exists, and is worth a wait (the project's producer writes none).
+        let mut config = self.kafka.client_config();
+        config.set("isolation.level", "read_uncommitted");
+        let marks = messaging::watermarks(config, &self.kafka.topic).await?;
+        Ok(marks.into_iter().map(|(_, high)| high).collect())
+    }
+
     /// A reader slot, waiting at most `wait` for one to come free.
     pub async fn lease(&self, wait: Duration) -> Result<ReplayLease, ReplaysBusy> {
         let permit = tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_owned())

@@ -101,7 +101,7 @@ struct ListenQuery {
             content_type = "application/problem+json", body = events::Problem),
         (status = 429, description = "The notifier serves the most streams it may",
             content_type = "application/problem+json", body = events::Problem),
-        (status = 503, description = "The notifier is still loading recent history, or every reader of older history is busy; try again after Retry-After",
+        (status = 503, description = "The notifier is still loading recent history, has not yet read up to the position asked for, or every reader of older history is busy; try again after Retry-After",
             headers(("Retry-After" = u32, description = "Seconds to wait")),
             content_type = "application/problem+json", body = events::Problem),
     )
@@ -165,6 +165,9 @@ async fn listen(
             "the notifier is still loading recent history",
             Duration::from_secs(2),
         ));
+    }
+    if let Some(requested) = requested.as_ref() {
+        catch_up_to(&streams, requested).await?;
     }
     let kill = kill.map(|k| k.0.0.clone());
     let subscription = streams
@@ -279,6 +282,53 @@ async fn listen(
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// Waits, for a bounded time, until this notifier has read up to `requested`, where Kafka
+/// holds it. A token ahead of this notifier's consumer comes from another replica that
+/// read further (the events exist, and a moment's wait serves them without a gap) or from
+/// a topic that was recreated (they do not exist: the stream resets, see `Hub::subscribe`).
+/// Kafka's end offsets tell the two apart.
+async fn catch_up_to(streams: &Streams, requested: &Position) -> Result<(), ApiError> {
+    let hub = &streams.hub;
+    let partitions = requested.offsets().len();
+    if (0..partitions).all(|p| requested.get(p) <= hub.next_offset(p)) {
+        return Ok(());
+    }
+    let ends = streams.replays.end_offsets().await.map_err(|error| {
+        ReplayFailed {
+            step: ReplayStep::Offsets,
+            error: &error,
+        }
+        .emit();
+        ApiError::unavailable(
+            "cannot tell whether the position asked for exists; try again after Retry-After",
+            streams.retry.max(Duration::from_secs(1)),
+        )
+    })?;
+    // Where the topic does not reach the position, the stream resets instead.
+    let targets: Vec<i64> = (0..partitions)
+        .map(|p| {
+            let wanted = requested.get(p);
+            if ends.get(p).is_some_and(|&end| wanted <= end) {
+                wanted
+            } else {
+                0
+            }
+        })
+        .collect();
+    let reached = tokio::time::timeout(CATCH_UP_WAIT, async {
+        while !hub.has_reached(&targets) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    reached.map_err(|_| {
+        ApiError::unavailable(
+            "this notifier has not yet read up to the position asked for; try again after Retry-After",
+            streams.retry.max(Duration::from_secs(1)),
+        )
+    })
 }
 
 /// The `event: reset` frame for `partition`, with the id of the position it continues at.
@@ -476,7 +526,7 @@ impl StreamState {
             Ok(earliest) => earliest,
             Err(error) => {
                 ReplayFailed {
-                    step: ReplayStep::Earliest,
+                    step: ReplayStep::Offsets,
                     error: &error,
                 }
                 .emit();

@@ -199,6 +199,60 @@ async fn a_reconnect_after_the_notifier_restarted_is_served_from_the_prefilled_h
     );
 }
 
+/// A token from another notifier replica that read further than this one: the events
+/// exist in Kafka, so the stream waits for this notifier to read them, never a reset.
+///
+/// To hold this notifier behind for certain, the events are written in a Kafka
+/// transaction left open for a moment: Kafka counts them in the end offset at once, but
+/// a consumer (read_committed, librdkafka's default) reads them only after the commit.
+#[tokio::test]
+async fn a_token_ahead_of_this_notifier_but_in_the_topic_waits_instead_of_resetting() {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+    let topic = testkit::infra().topic(1).await;
+    let app = spawn_notifier(&topic).await;
+    let document = Uuid::new_v4();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &testkit::infra().bootstrap)
+        .set(
+            "transactional.id",
+            format!("notifier-test-{}", Uuid::new_v4()),
+        )
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    producer.init_transactions(timeout).unwrap();
+    producer.begin_transaction().unwrap();
+    let mut end = 0;
+    for i in 0..3 {
+        let event = event(document, &format!("held-{i}"));
+        let (json, key) = (event.to_json(), event.key());
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "content-type",
+            value: Some(mime::EVENT),
+        });
+        let record = FutureRecord::to(&topic.name)
+            .key(&key)
+            .payload(&json)
+            .headers(headers);
+        let delivered = producer.send(record, timeout).await.unwrap();
+        end = delivered.offset + 1;
+    }
+    let token = format!("0:{end}");
+    let committing = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        producer.commit_transaction(timeout).unwrap();
+    });
+    let (mut client, opening) = listen_ready(&app, Some(&token)).await;
+    assert_eq!(opening.id.as_deref(), Some(token.as_str()), "{opening:?}");
+    committing.await.unwrap();
+    let after = event(document, "after");
+    publish(&topic, &after).await;
+    let next = client.next_frame(WAIT).await.unwrap();
+    assert_ne!(next.event.as_deref(), Some("reset"), "{next:?}");
+    assert_eq!(parse(&[next]), vec![after]);
+}
+
 #[tokio::test]
 async fn a_position_older_than_memory_is_replayed_from_kafka() {
     let topic = testkit::infra().topic(1).await;
