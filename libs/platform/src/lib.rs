@@ -172,6 +172,10 @@ pub mod gateway {
     /// and the one to the notifier), so this leaves room for other routes when one
     /// client holds its [`STREAMS_PER_CLIENT`].
     pub const LOCAL_WORKER_CONNECTIONS: u32 = 8192;
+    /// Streams the local gateway holds in all, whatever the addresses they come from:
+    /// each takes two of its connections, and a quarter of them stays free for the other
+    /// routes, so that many clients together cannot take the gateway either.
+    pub const LOCAL_STREAMS_TOTAL: u32 = LOCAL_WORKER_CONNECTIONS * 3 / 8;
 }
 
 /// Kafka: where it listens locally and the names of the contract.

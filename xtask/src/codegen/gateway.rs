@@ -37,8 +37,9 @@ pub fn nginx_conf() -> String {
         if route.streaming {
             let _ = writeln!(
                 locations,
-                "            limit_conn streams_per_client {};",
-                gateway::STREAMS_PER_CLIENT
+                "            limit_conn streams_per_client {};\n            limit_conn streams_total {};",
+                gateway::STREAMS_PER_CLIENT,
+                gateway::LOCAL_STREAMS_TOTAL
             );
         }
         if route.streaming {
@@ -108,8 +109,11 @@ http {{
     client_max_body_size {body_kib}k;
     client_body_buffer_size {body_kib}k;
 
-    # One client address holds at most STREAMS_PER_CLIENT streams (the notifier's route).
+    # One client address holds at most STREAMS_PER_CLIENT streams (the notifier's route),
+    # and all addresses together at most LOCAL_STREAMS_TOTAL, leaving connections free
+    # for the other routes.
     limit_conn_zone $binary_remote_addr zone=streams_per_client:1m;
+    limit_conn_zone $server_name zone=streams_total:1m;
     limit_conn_status 429;
 
     # Keep-alive connections to the services.
