@@ -44,3 +44,36 @@ pub fn service_url(service: &platform::Service) -> String {
         .trim_end_matches('/')
         .to_owned()
 }
+
+/// The variable that says how many replicas of each service the deployment runs locally
+/// (`cargo xtask up --replicas N`; `cargo xtask e2e --replicas N` sets it).
+pub const REPLICAS_VARIABLE: &str = "CQRS_REPLICAS";
+
+/// Where each replica of `service` answers directly: `CQRS_<NAME>_URLS` (comma-separated)
+/// for a remote deployment; otherwise the local ports of `CQRS_REPLICAS` replicas (1
+/// when unset).
+pub fn replica_urls(service: &platform::Service) -> Vec<String> {
+    let variable = format!("CQRS_{}_URLS", service.name.to_uppercase());
+    if let Ok(urls) = std::env::var(&variable)
+        && !urls.trim().is_empty()
+    {
+        return urls
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .collect();
+    }
+    let replicas: u16 = std::env::var(REPLICAS_VARIABLE)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let first = service_url(service);
+    (0..replicas.max(1))
+        .map(|k| {
+            if k == 0 {
+                first.clone()
+            } else {
+                format!("http://127.0.0.1:{}", service.replica_port(k))
+            }
+        })
+        .collect()
+}

@@ -41,10 +41,7 @@ fn measure() -> Command {
 
 pub fn run(args: &Args) -> Result<()> {
     if !system::is_up() {
-        system::up(&system::UpArgs {
-            release: false,
-            containers: false,
-        })?;
+        system::up(&system::UpArgs::debug(1))?;
     }
     eprintln!("\n== latency ({} creates)", args.count);
     cmd::run(measure().args(["latency", "--count", &args.count.to_string()]))?;

@@ -4,8 +4,8 @@
 //! Prometheus's scrape jobs. A test fails when a committed file is stale, as in
 //! rust-analyzer.
 
-mod gateway;
-mod prometheus;
+pub mod gateway;
+pub mod prometheus;
 
 use std::fs;
 use std::path::PathBuf;

@@ -15,6 +15,11 @@ use nix::unistd::Pid;
 
 /// The pids of the live processes that have `marker` as one of their arguments.
 pub fn pids(marker: &str) -> Result<Vec<i32>> {
+    pids_with(&[marker])
+}
+
+/// The pids of the processes whose command line has every one of `words` as a word.
+pub fn pids_with(words: &[&str]) -> Result<Vec<i32>> {
     let output = Command::new("ps")
         .args(["-ww", "-eo", "pid=,args="])
         .output()
@@ -22,7 +27,12 @@ pub fn pids(marker: &str) -> Result<Vec<i32>> {
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(text
         .lines()
-        .filter(|line| line.split_whitespace().any(|word| word == marker))
+        .filter(|line| {
+            let line_words = line.split_whitespace();
+            words
+                .iter()
+                .all(|w| line_words.clone().any(|word| word == *w))
+        })
         .filter_map(|line| line.split_whitespace().next()?.parse().ok())
         .collect())
 }

@@ -5,5 +5,6 @@ mod api;
 mod dashboards;
 mod limits;
 mod metrics;
+mod replicas;
 mod scenario;
 mod traces;

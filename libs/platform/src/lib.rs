@@ -50,6 +50,20 @@ pub struct Service {
     pub api: &'static [&'static str],
 }
 
+/// The most replicas of each service `cargo xtask up --replicas N` runs on one machine.
+pub const MAX_LOCAL_REPLICAS: u16 = 3;
+
+/// Replica `k` of a service listens this many ports above replica `k - 1` (locally; in a
+/// cluster every pod has the service's own port).
+pub const REPLICA_PORT_STEP: u16 = 100;
+
+impl Service {
+    /// The port of replica `replica` (0 is the first) on one machine.
+    pub const fn replica_port(&self, replica: u16) -> u16 {
+        self.port + replica * REPLICA_PORT_STEP
+    }
+}
+
 const METRICS_PATH: &str = "/metrics";
 const LIVENESS_PATH: &str = "/healthz";
 const READINESS_PATH: &str = "/readyz";
@@ -225,7 +239,11 @@ mod tests {
 
     #[test]
     fn names_ports_and_prefixes_are_unique() {
-        let mut ports: Vec<u16> = SERVICES.iter().map(|s| s.port).collect();
+        // Every replica's port too: `cargo xtask up --replicas N` runs them side by side.
+        let mut ports: Vec<u16> = SERVICES
+            .iter()
+            .flat_map(|s| (0..MAX_LOCAL_REPLICAS).map(|k| s.replica_port(k)))
+            .collect();
         ports.extend([
             gateway::LOCAL_PORT,
             gateway::GUI_PORT,

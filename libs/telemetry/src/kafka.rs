@@ -149,7 +149,38 @@ impl rdkafka::ClientContext for LagContext {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for LagContext {}
+impl rdkafka::consumer::ConsumerContext for LagContext {
+    /// Says which partitions this member of a group holds: with several replicas of a
+    /// consumer, the log shows how the partitions were shared and when they moved.
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        let partitions = |list: &rdkafka::TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(list) => tracing::info!(
+                group = %self.group,
+                partitions = %partitions(list),
+                "partitions assigned"
+            ),
+            rdkafka::consumer::Rebalance::Revoke(list) => tracing::info!(
+                group = %self.group,
+                partitions = %partitions(list),
+                "partitions revoked"
+            ),
+            rdkafka::consumer::Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance failed")
+            }
+        }
+    }
+}
 
 /// How often consumers report statistics (and so lag), in milliseconds.
 pub const STATISTICS_INTERVAL_MS: &str = "5000";

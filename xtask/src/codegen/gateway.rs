@@ -9,6 +9,15 @@ use platform::{SERVICES, gateway};
 
 use super::HEADER_NOTE;
 
+/// The `server` lines of `service`'s upstream for `replicas` of it on this machine; `cargo
+/// xtask up --replicas N` puts the lines for N in place of those for one.
+pub fn upstream_servers(service: &platform::Service, replicas: u16) -> String {
+    (0..replicas.max(1))
+        .map(|k| format!("server 127.0.0.1:{};", service.replica_port(k)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The text of `deployment/local/nginx/nginx.conf`.
 pub fn nginx_conf() -> String {
     let mut upstreams = String::new();
@@ -17,9 +26,9 @@ pub fn nginx_conf() -> String {
         let Some(route) = service.route else { continue };
         let _ = writeln!(
             upstreams,
-            "    upstream {name} {{ server 127.0.0.1:{port}; keepalive 16; }}",
+            "    upstream {name} {{ {servers} keepalive 16; }}",
             name = service.name,
-            port = service.port
+            servers = upstream_servers(service, 1)
         );
         let _ = writeln!(locations);
         if route.streaming {

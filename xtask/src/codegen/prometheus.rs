@@ -9,14 +9,23 @@ use super::HEADER_NOTE;
 
 /// The text of `observability/prometheus/prometheus.yml`.
 pub fn prometheus_yml() -> String {
+    prometheus_yml_for(1, "rules")
+}
+
+/// The configuration for `replicas` of each service (`cargo xtask up --replicas N` writes
+/// it under target/, with `rules` the path of the rules directory).
+pub fn prometheus_yml_for(replicas: u16, rules: &str) -> String {
     let mut jobs = String::new();
     for service in SERVICES {
+        let targets: Vec<String> = (0..replicas.max(1))
+            .map(|k| format!("\"127.0.0.1:{}\"", service.replica_port(k)))
+            .collect();
         let _ = write!(
             jobs,
-            "  - job_name: {name}\n    metrics_path: {path}\n    static_configs:\n      - targets: [\"127.0.0.1:{port}\"]\n",
+            "  - job_name: {name}\n    metrics_path: {path}\n    static_configs:\n      - targets: [{targets}]\n",
             name = service.name,
             path = service.metrics_path,
-            port = service.port,
+            targets = targets.join(", "),
         );
     }
     format!(
@@ -25,7 +34,7 @@ pub fn prometheus_yml() -> String {
          # `service` label on their metrics).\n\
          # {HEADER_NOTE}\n\
          global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n\n\
-         rule_files:\n  - rules/recording.yml\n  - rules/alerts.yml\n\n\
+         rule_files:\n  - {rules}/recording.yml\n  - {rules}/alerts.yml\n\n\
          scrape_configs:\n{jobs}",
         prometheus = platform::observability::PROMETHEUS_PORT,
     )

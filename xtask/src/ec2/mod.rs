@@ -366,7 +366,7 @@ fn switch(
         );
     }
     eprintln!("{to} answers; running the e2e tests against it...");
-    let mut e2e = e2e::command(gateway);
+    let mut e2e = e2e::command(gateway, 1);
     e2e.current_dir(paths::root());
     let (counted, outcome) = tally::run(&mut e2e);
     outcome.with_context(|| {

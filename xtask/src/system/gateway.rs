@@ -39,14 +39,13 @@ fn nginx() -> Result<PathBuf> {
     )
 }
 
-/// Writes the configuration and starts nginx, unless it runs already.
-pub fn start() -> Result<()> {
-    if let Some(pid) = process::pids(&marker())?.first() {
-        eprintln!("The gateway is already running (pid {pid}).");
-        return Ok(());
-    }
+/// Writes the configuration for `replicas` of each service and starts nginx; when it
+/// runs already, rewrites the configuration and has nginx reload it (open streams finish
+/// on the old workers).
+pub fn start(replicas: u16) -> Result<()> {
+    let running = process::pids(&marker())?.first().copied();
     let nginx = nginx()?;
-    if std::net::TcpListener::bind(("127.0.0.1", PORT)).is_err() {
+    if running.is_none() && std::net::TcpListener::bind(("127.0.0.1", PORT)).is_err() {
         bail!(
             "port {PORT} (the gateway) is already in use by a process `cargo xtask` did not \
              start. Find it with `ss -ltnp 'sport = :{PORT}'`, stop it, and run \
@@ -58,8 +57,14 @@ pub fn start() -> Result<()> {
         fs::create_dir_all(prefix.join(dir))?;
     }
     let template = paths::local_config_dir().join("nginx/nginx.conf");
-    let text = fs::read_to_string(&template)
+    let mut text = fs::read_to_string(&template)
         .with_context(|| format!("cannot read {}", template.display()))?;
+    for service in platform::SERVICES.iter().filter(|s| s.route.is_some()) {
+        text = text.replace(
+            &crate::codegen::gateway::upstream_servers(service, 1),
+            &crate::codegen::gateway::upstream_servers(service, replicas),
+        );
+    }
     let config = prefix.join("nginx.conf");
     fs::write(
         &config,
@@ -82,6 +87,20 @@ pub fn start() -> Result<()> {
             paths::display(&config),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+    if let Some(pid) = running {
+        let mut reload = Command::new(&nginx);
+        reload
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&config)
+            .args(["-s", "reload"]);
+        cmd::run(&mut reload)?;
+        eprintln!(
+            "The gateway (pid {pid}) reloaded its configuration ({replicas} replica(s) of each service)."
+        );
+        return Ok(());
     }
     let mut command = Command::new(&nginx);
     command.arg("-p").arg(&prefix).arg("-c").arg(&config);

@@ -25,8 +25,25 @@ pub struct UpArgs {
     pub release: bool,
     /// Run the four services from their container images with podman (host network)
     /// instead of as local processes; `cargo xtask image` builds them first.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "replicas")]
     pub containers: bool,
+    /// Run N replicas of each service (replica k listens 100 × k ports above the first):
+    /// the gateway balances between them, the persisters share the partitions in one
+    /// consumer group, and Prometheus scrapes each. Running `up` again with another N
+    /// starts the missing replicas and points the gateway at N (it stops none).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=platform::MAX_LOCAL_REPLICAS as i64))]
+    pub replicas: u16,
+}
+
+impl UpArgs {
+    /// The local system as the tests start it: debug build, one replica of each service.
+    pub fn debug(replicas: u16) -> Self {
+        Self {
+            release: false,
+            containers: false,
+            replicas,
+        }
+    }
 }
 
 pub fn up(args: &UpArgs) -> Result<()> {
@@ -41,15 +58,25 @@ pub fn up(args: &UpArgs) -> Result<()> {
         crate::image::containers::start_all(&otlp, args.release)?;
     } else {
         for service in SERVICES {
-            services::start(service, args.release, &otlp)?;
+            for replica in 0..args.replicas {
+                services::start(service, replica, args.release, &otlp)?;
+            }
         }
         for service in SERVICES {
-            services::wait_until_ready(service)?;
+            for replica in 0..args.replicas {
+                services::wait_until_ready(service, replica)?;
+            }
         }
     }
-    gateway::start()?;
-    prometheus::start()?;
+    gateway::start(args.replicas)?;
+    prometheus::start(args.replicas)?;
     let gateway = format!("http://127.0.0.1:{}", platform::gateway::LOCAL_PORT);
+    if args.replicas > 1 {
+        println!(
+            "\n{} replicas of each service run; the gateway balances between them.",
+            args.replicas
+        );
+    }
     println!(
         "\nkafka-cqrs is up ({:.0}s). Through the gateway on {gateway}:\n  \
          GUI       {gateway}{gui}/\n  \
@@ -143,8 +170,8 @@ pub fn service(action: Action, name: &str) -> Result<()> {
     }
     if matches!(action, Action::Start | Action::Restart) {
         let otlp = traces::start()?;
-        services::start(service, false, &otlp)?;
-        services::wait_until_ready(service)?;
+        services::start(service, 0, false, &otlp)?;
+        services::wait_until_ready(service, 0)?;
     }
     Ok(())
 }
@@ -166,20 +193,29 @@ pub fn status() -> Result<()> {
     infra::status()?;
     println!();
     println!(
-        "{:<10} {:<8} {:<15} {:>7} {:>8}  ready",
+        "{:<11} {:<8} {:<15} {:>7} {:>8}  ready",
         "service", "state", "address", "pid", "memory"
     );
     for service in SERVICES {
-        let pid = [false, true].into_iter().find_map(|release| {
-            process::pids(&services::binary(service, release).display().to_string())
-                .ok()?
-                .first()
-                .copied()
-        });
-        let address = format!("127.0.0.1:{}", service.port);
-        print_row(service.name, &address, pid, || {
-            services::probe(service.port, "/readyz")
-        });
+        for replica in 0..platform::MAX_LOCAL_REPLICAS {
+            let pid = [false, true].into_iter().find_map(|release| {
+                services::replica_pids(service, replica, release)
+                    .ok()?
+                    .first()
+                    .copied()
+            });
+            // The first replica always has a row; the others when they run.
+            if replica > 0 && pid.is_none() {
+                continue;
+            }
+            let port = service.replica_port(replica);
+            print_row(
+                &services::replica_name(service, replica),
+                &format!("127.0.0.1:{port}"),
+                pid,
+                || services::probe(port, "/readyz"),
+            );
+        }
     }
     let pid = process::pids(&gateway::marker())?.first().copied();
     let gateway = platform::gateway::LOCAL_PORT;
@@ -214,7 +250,7 @@ fn print_row(name: &str, address: &str, pid: Option<i32>, probe: impl Fn() -> Re
             probe().unwrap_or_else(|e| format!("no ({e})")),
         ),
     };
-    println!("{name:<10} {state:<8} {address:<15} {pid:>7} {memory:>8}  {ready}");
+    println!("{name:<11} {state:<8} {address:<15} {pid:>7} {memory:>8}  {ready}");
 }
 
 /// Fails with the tail of `log` when `what` did not come up.

@@ -36,9 +36,24 @@ pub fn tool(name: &str) -> Result<Command> {
     }
 }
 
-pub fn start() -> Result<()> {
-    if let Some(pid) = process::pids(&marker())?.first() {
-        eprintln!("Prometheus is already running (pid {pid}).");
+/// The configuration Prometheus runs with: the committed one's jobs, with a target for
+/// each of `replicas` replicas of each service.
+fn runtime_config() -> PathBuf {
+    paths::root().join("target/system/prometheus.yml")
+}
+
+/// Starts Prometheus, scraping `replicas` of each service; when it runs already, rewrites
+/// its configuration and has it reload (SIGHUP).
+pub fn start(replicas: u16) -> Result<()> {
+    let rules = paths::root().join("observability/prometheus/rules");
+    std::fs::create_dir_all(data_dir())?;
+    std::fs::write(
+        runtime_config(),
+        crate::codegen::prometheus::prometheus_yml_for(replicas, &rules.display().to_string()),
+    )?;
+    if let Some(&pid) = process::pids(&marker())?.first() {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGHUP)?;
+        eprintln!("Prometheus (pid {pid}) reloaded its configuration.");
         return Ok(());
     }
     let mut prometheus = tool("prometheus")?;
@@ -49,9 +64,8 @@ pub fn start() -> Result<()> {
              `cargo xtask up` again"
         );
     }
-    std::fs::create_dir_all(data_dir())?;
     prometheus
-        .arg(format!("--config.file={}", config().display()))
+        .arg(format!("--config.file={}", runtime_config().display()))
         .arg(marker())
         .arg(format!("--web.listen-address=127.0.0.1:{PORT}"))
         .arg("--storage.tsdb.retention.time=2d")

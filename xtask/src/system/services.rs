@@ -1,5 +1,6 @@
 //! The Rust services as background processes: built with Cargo, started with their port
-//! and logs, and awaited until `/readyz` answers 200.
+//! and logs, and awaited until `/readyz` answers 200. Replica `k` of a service listens on
+//! `Service::replica_port(k)`; its `--http-port=PORT` argument finds its process.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -24,10 +25,30 @@ pub fn binary(service: &Service, release: bool) -> PathBuf {
     target_dir().join(profile).join(service.name)
 }
 
-pub fn log_path(service: &Service) -> PathBuf {
+/// The name of replica `replica` in logs and messages: `notifier`, `notifier-2`, ...
+pub fn replica_name(service: &Service, replica: u16) -> String {
+    if replica == 0 {
+        service.name.to_owned()
+    } else {
+        format!("{}-{}", service.name, replica + 1)
+    }
+}
+
+pub fn log_path(service: &Service, replica: u16) -> PathBuf {
     paths::root()
         .join("target/system/logs")
-        .join(format!("{}.log", service.name))
+        .join(format!("{}.log", replica_name(service, replica)))
+}
+
+/// The argument that sets a replica's port, and finds its process.
+fn port_argument(service: &Service, replica: u16) -> String {
+    format!("--http-port={}", service.replica_port(replica))
+}
+
+/// The running processes of one replica of `service` from the given build.
+pub fn replica_pids(service: &Service, replica: u16, release: bool) -> Result<Vec<i32>> {
+    let program = binary(service, release).display().to_string();
+    process::pids_with(&[&program, &port_argument(service, replica)])
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`).
@@ -49,14 +70,14 @@ pub fn build(release: bool) -> Result<()> {
     cmd::run(&mut cargo)
 }
 
-/// Starts `service` unless it already runs. Its environment is xtask's own, so
-/// `RUST_LOG` and the `OTEL_*` variables reach it, plus its address and the OTLP
-/// endpoint to export traces to.
-pub fn start(service: &Service, release: bool, otlp_endpoint: &str) -> Result<()> {
-    let program = binary(service, release);
-    let marker = program.display().to_string();
-    if let Some(pid) = process::pids(&marker)?.first() {
-        eprintln!("{} is already running (pid {pid}).", service.name);
+/// Starts replica `replica` of `service` unless it already runs. Its environment is
+/// xtask's own, so `RUST_LOG` and the `OTEL_*` variables reach it, plus its address and
+/// the OTLP endpoint to export traces to.
+pub fn start(service: &Service, replica: u16, release: bool, otlp_endpoint: &str) -> Result<()> {
+    let name = replica_name(service, replica);
+    let port = service.replica_port(replica);
+    if let Some(pid) = replica_pids(service, replica, release)?.first() {
+        eprintln!("{name} is already running (pid {pid}).");
         return Ok(());
     }
     let other = binary(service, !release).display().to_string();
@@ -68,66 +89,73 @@ pub fn start(service: &Service, release: bool, otlp_endpoint: &str) -> Result<()
             if release { "debug" } else { "release" }
         );
     }
-    if std::net::TcpListener::bind(("127.0.0.1", service.port)).is_err() {
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
         bail!(
-            "port {} ({}) is already in use by a process `cargo xtask` did not start. Find it \
-             with `ss -ltnp 'sport = :{}'`, stop it, and run `cargo xtask up` again",
-            service.port,
-            service.name,
-            service.port
+            "port {port} ({name}) is already in use by a process `cargo xtask` did not start. \
+             Find it with `ss -ltnp 'sport = :{port}'`, stop it, and run `cargo xtask up` again"
         );
     }
-    let log = log_path(service);
+    let log = log_path(service, replica);
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut command = Command::new(&program);
+    let mut command = Command::new(binary(service, release));
     command
+        .arg(port_argument(service, replica))
         .env("HTTP_HOST", "127.0.0.1")
-        .env("HTTP_PORT", service.port.to_string())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint);
+    if replica > 0 {
+        // Each replica is its own instance in the traces.
+        let mut attributes = format!("service.instance.id={name}");
+        if let Ok(given) = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            && !given.is_empty()
+        {
+            attributes = format!("{given},{attributes}");
+        }
+        command.env("OTEL_RESOURCE_ATTRIBUTES", attributes);
+    }
     if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
         command.env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
     }
-    process::spawn_detached(service.name, &log, command)?;
+    process::spawn_detached(&name, &log, command)?;
     Ok(())
 }
 
-/// Waits until `/readyz` of `service` answers 200, showing progress.
-pub fn wait_until_ready(service: &Service) -> Result<()> {
+/// Waits until `/readyz` of replica `replica` of `service` answers 200, showing progress.
+pub fn wait_until_ready(service: &Service, replica: u16) -> Result<()> {
+    let name = replica_name(service, replica);
+    let port = service.replica_port(replica);
+    let log = log_path(service, replica);
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
-        match probe(service.port, service.readiness_path) {
+        match probe(port, service.readiness_path) {
             Ok(status) if status == "200" => {
                 eprintln!(
-                    "{} ready on 127.0.0.1:{} after {:.1}s",
-                    service.name,
-                    service.port,
+                    "{name} ready on 127.0.0.1:{port} after {:.1}s",
                     started.elapsed().as_secs_f64()
                 );
                 return Ok(());
             }
             _ if started.elapsed() > READY_TIMEOUT => {
                 return Err(super::not_up(
-                    service.name,
-                    &log_path(service),
+                    &name,
+                    &log,
                     &format!("was not ready within {}s", READY_TIMEOUT.as_secs()),
                 ));
             }
             _ => {}
         }
-        let running = process::pids(&binary(service, false).display().to_string())?.len()
-            + process::pids(&binary(service, true).display().to_string())?.len();
+        let running = replica_pids(service, replica, false)?.len()
+            + replica_pids(service, replica, true)?.len();
         if running == 0 {
-            return Err(super::not_up(service.name, &log_path(service), "exited"));
+            return Err(super::not_up(&name, &log, "exited"));
         }
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
-                "  {} not ready yet ({}s; log: {})",
-                service.name,
+                "  {name} not ready yet ({}s; log: {})",
                 started.elapsed().as_secs(),
-                paths::display(&log_path(service))
+                paths::display(&log)
             );
             last_report = Instant::now();
         }

@@ -126,15 +126,12 @@ pub fn run(args: Args) -> Result<()> {
                     Ok(())
                 } else {
                     started_system = true;
-                    system::up(&system::UpArgs {
-                        release: false,
-                        containers: false,
-                    })
+                    system::up(&system::UpArgs::debug(1))
                 }
             });
             if system_ok {
                 step("e2e tests", &mut || {
-                    let (counted, outcome) = tally::run(&mut e2e::command(e2e_gateway()));
+                    let (counted, outcome) = tally::run(&mut e2e::command(e2e_gateway(), 1));
                     tests.add(&counted);
                     outcome
                 });
@@ -149,6 +146,22 @@ pub fn run(args: Args) -> Result<()> {
                     tests.add(&counted);
                     outcome
                 });
+                // Scale-out: a second replica of each service joins the running system
+                // (the gateway and Prometheus reload), and the e2e suite runs again.
+                if started_system {
+                    const REPLICAS: u16 = 2;
+                    let scaled = step("system up (2 replicas)", &mut || {
+                        system::up(&system::UpArgs::debug(REPLICAS))
+                    });
+                    if scaled {
+                        step("e2e tests (2 replicas)", &mut || {
+                            let (counted, outcome) =
+                                tally::run(&mut e2e::command(e2e_gateway(), REPLICAS));
+                            tests.add(&counted);
+                            outcome
+                        });
+                    }
+                }
             }
         }
         if !args.keep_infra {
