@@ -6,6 +6,7 @@ use std::time::Duration;
 pub mod defaults {
     pub const STUCK_AFTER_SECS: u64 = 60;
     pub const TOPIC_CHECK_SECS: u64 = 30;
+    pub const LANES: usize = 32;
 }
 
 /// Applies the events of Kafka to the Cassandra read model.
@@ -33,6 +34,10 @@ pub struct Config {
     /// assignment, after consumer errors, and whenever an offset goes back.
     #[arg(long, env = "PERSISTER_TOPIC_CHECK_SECS", default_value_t = defaults::TOPIC_CHECK_SECS)]
     pub topic_check_secs: u64,
+    /// Records applied side by side, each document's in order (its records always go to
+    /// the same lane); 1 applies one record at a time.
+    #[arg(long, env = "PERSISTER_LANES", default_value_t = defaults::LANES)]
+    pub lanes: usize,
     /// Whether the Kafka client also commits stored offsets by itself (every second, and
     /// when it closes). Always on in service, and no flag changes it: tests turn it off to
     /// see what the synchronous commit at shutdown does alone.
@@ -57,6 +62,7 @@ impl Config {
             cassandra: store::CassandraArgs::new(contact_points, keyspace),
             stuck_after_secs: defaults::STUCK_AFTER_SECS,
             topic_check_secs: defaults::TOPIC_CHECK_SECS,
+            lanes: defaults::LANES,
             background_commits: true,
         }
     }

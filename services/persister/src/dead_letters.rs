@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
@@ -89,9 +89,9 @@ impl DeadLetters {
 
     /// Copies `message` to the dead-letter topic with `reason` and `error`, and waits
     /// until Kafka stored it.
-    pub async fn send(
+    pub async fn send<M: Message>(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &M,
         reason: Reason,
         error: &str,
     ) -> rdkafka::error::KafkaResult<()> {

@@ -1,9 +1,10 @@
 //! What `/readyz` and the `persister_stuck_seconds` gauge say about the consume loop: the
-//! record in hand and since when, why it is not through yet, and whether the loop stopped
-//! for good (the ordering guard). A record held longer than the bound (a Cassandra that
+//! records in hand (one per lane) and since when, why they are not through yet, and
+//! whether the loop stopped for good (the ordering guard). A record held longer than the bound (a Cassandra that
 //! does not answer, a dead-letter topic that is gone) makes the persister not ready,
 //! naming the record and the reason, until it goes through.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,8 @@ pub struct Health {
 
 #[derive(Debug, Default)]
 struct State {
-    holding: Option<Holding>,
+    /// The record each lane has in hand.
+    holding: HashMap<usize, Holding>,
     halted: Option<String>,
 }
 
@@ -46,26 +48,32 @@ impl Health {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The loop took the record at `at` in hand.
-    pub fn begin(&self, at: At) {
-        self.lock().holding = Some(Holding {
-            at,
-            since: Instant::now(),
-            why: None,
-        });
+    /// Lane `lane` took the record at `at` in hand.
+    pub fn begin(&self, lane: usize, at: At) {
+        self.lock().holding.insert(
+            lane,
+            Holding {
+                at,
+                since: Instant::now(),
+                why: None,
+            },
+        );
     }
 
-    /// The record in hand did not go through this time, because of `why`.
-    pub fn failing(&self, why: impl Into<String>) {
-        if let Some(holding) = self.lock().holding.as_mut() {
+    /// The record lane `lane` has in hand did not go through this time, because of `why`.
+    pub fn failing(&self, lane: usize, why: impl Into<String>) {
+        if let Some(holding) = self.lock().holding.get_mut(&lane) {
             holding.why = Some(why.into());
         }
     }
 
-    /// The record in hand was applied or dead-lettered.
-    pub fn done(&self) {
-        let held = self.lock().holding.take();
-        if held.is_some_and(|h| h.since.elapsed() >= self.stuck_after) {
+    /// The record lane `lane` had in hand was applied or dead-lettered.
+    pub fn done(&self, lane: usize) {
+        let mut state = self.lock();
+        let held = state.holding.remove(&lane);
+        if held.is_some_and(|h| h.since.elapsed() >= self.stuck_after)
+            && self.stuck_for(&state).is_none()
+        {
             metrics::gauge!(names::PERSISTER_STUCK_SECONDS).set(0.0);
             tracing::info!("the held record went through; ready again");
         }
@@ -74,13 +82,13 @@ impl Health {
     /// The loop stopped for good (the process exits with this error).
     pub fn halt(&self, why: &str) {
         let mut state = self.lock();
-        state.holding = None;
+        state.holding.clear();
         state.halted = Some(why.to_owned());
     }
 
-    /// How long the record in hand has been held, once that is past the bound.
+    /// The record held longest and for how long, once that is past the bound.
     fn stuck_for<'a>(&self, state: &'a State) -> Option<(Duration, &'a Holding)> {
-        let holding = state.holding.as_ref()?;
+        let holding = state.holding.values().min_by_key(|h| h.since)?;
         let held = holding.since.elapsed();
         (held >= self.stuck_after).then_some((held, holding))
     }

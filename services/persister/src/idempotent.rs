@@ -9,7 +9,6 @@
 use events::Event;
 use events::idempotency::record_header;
 use rdkafka::Message;
-use rdkafka::message::BorrowedMessage;
 use store::AppliedAt;
 use uuid::Uuid;
 
@@ -38,7 +37,7 @@ pub enum Verdict {
 impl Keyed {
     /// The keyed part of `message`, when it carries an idempotency key; records without
     /// one have random event ids and need no look-up.
-    pub fn of(message: &BorrowedMessage<'_>, event: &Event) -> Option<Self> {
+    pub fn of<M: Message>(message: &M, event: &Event) -> Option<Self> {
         messaging::header_str(message.headers(), record_header::IDEMPOTENCY_KEY)?;
         let fingerprint =
             messaging::header_str(message.headers(), record_header::REQUEST_FINGERPRINT)

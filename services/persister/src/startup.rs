@@ -91,6 +91,7 @@ impl Application {
                 group: config.group_id,
                 guard,
                 health,
+                lanes: config.lanes.max(1),
             },
         })
     }

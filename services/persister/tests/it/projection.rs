@@ -91,6 +91,48 @@ async fn replaying_the_topic_into_an_empty_keyspace_gives_the_same_rows() {
     assert_eq!(rows(&replay).await, expected);
 }
 
+/// A backlog over many documents, applied by several lanes side by side: the table is
+/// the contract's fold, and the committed offsets reach the end of every partition (the
+/// low watermark moved past everything once everything was done).
+#[tokio::test]
+async fn a_backlog_applied_by_several_lanes_gives_the_fold_and_commits_everything() {
+    let infra = testkit::infra();
+    let (topic, dlq) = (infra.topic(3).await, infra.topic(1).await);
+    let keyspace = infra.keyspace().await;
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    let mut history = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        history.push(create(id, &format!("author{i}"), "v0"));
+    }
+    // Rounds of updates across all documents, so that each lane has several documents
+    // with records waiting at once; some documents deleted and created again.
+    for round in 1..=6 {
+        for (i, &id) in ids.iter().enumerate() {
+            if round == 4 && i % 5 == 0 {
+                history.push(Event::deleted(id, trace_id()));
+                history.push(create(id, "again", &format!("v{round}")));
+            } else {
+                history.push(update(id, None, Some(&format!("v{round}"))));
+            }
+        }
+    }
+    for event in &history {
+        publish(&topic, event).await;
+    }
+    let mut config = persister::Config::for_tests(
+        &infra.bootstrap,
+        &topic.name,
+        &dlq.name,
+        &infra.contact_points,
+        keyspace.name(),
+    );
+    config.lanes = 8;
+    let persister = spawn_with(config).await;
+    wait_until_committed(&topic, &persister.group).await;
+    persister.stop().await;
+    assert_eq!(rows(&keyspace).await, fold(&history));
+}
+
 #[tokio::test]
 async fn applying_is_idempotent_and_ordered_by_offsets() {
     let keyspace = testkit::infra().keyspace().await;
