@@ -95,3 +95,4 @@ pub async fn spawn_notifier(topic: &TestTopic) -> RunningApp {
 }
 
 pub mod chaos;
+pub mod perf;

@@ -113,28 +113,12 @@ pub fn stop_services_and_gateway() -> Result<()> {
     traces::stop()
 }
 
-/// The producer's debug binary (for benches that start a second one).
-pub fn producer_binary() -> std::path::PathBuf {
-    services::binary(&platform::PRODUCER, false)
+/// Builds the service binaries (Cargo does nothing when they are up to date).
+pub fn services_build(release: bool) -> Result<()> {
+    services::build(release)
 }
 
 pub use services::probe;
-
-/// The pid of the running notifier, if any.
-pub fn notifier_pid() -> Result<Option<i32>> {
-    for release in [false, true] {
-        if let Some(&pid) = process::pids(
-            &services::binary(&platform::NOTIFIER, release)
-                .display()
-                .to_string(),
-        )?
-        .first()
-        {
-            return Ok(Some(pid));
-        }
-    }
-    Ok(None)
-}
 
 /// Whether every service and the gateway run and answer.
 pub fn is_up() -> bool {

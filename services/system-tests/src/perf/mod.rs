@@ -1,0 +1,663 @@
+//! The release-mode benchmark behind `cargo xtask bench`: each figure of the platform
+//! next to a raw baseline measured in the same run on the same servers (rdkafka, the
+//! scylla driver, a bare SSE server), written to `target/bench/results.md` with a plot
+//! of the latency distributions. The services run as processes from the release build
+//! (the chaos harness's `World`: a topic, keyspace and group of their own).
+
+mod drive;
+mod fleet;
+pub mod load;
+mod raw;
+mod report;
+mod stats;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use events::Event;
+use uuid::Uuid;
+
+use crate::chaos::procs::ServiceProcess;
+use crate::chaos::{Layout, world};
+pub use report::{Report, Row};
+use stats::Latencies;
+
+/// How much each figure measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Commands per throughput round (P1, P7) and reads (P6).
+    pub commands: usize,
+    /// Operations in flight for P1, P6 and P7.
+    pub concurrency: usize,
+    /// Seconds of the fixed-rate run of P2.
+    pub rate_secs: f64,
+    /// Commands of P4, at `p4_rate` per second.
+    pub p4_commands: usize,
+    pub p4_rate: f64,
+    /// The persister's backlog (P3).
+    pub backlog: usize,
+    /// Streams for deliveries and memory (P5), and events sent to them.
+    pub streams: usize,
+    pub fanout_events: usize,
+    /// Streams held at once by one notifier (P5).
+    pub many_streams: usize,
+}
+
+impl Sizes {
+    pub const FULL: Self = Self {
+        commands: 20_000,
+        concurrency: 32,
+        rate_secs: 10.0,
+        p4_commands: 2_000,
+        p4_rate: 200.0,
+        backlog: 100_000,
+        streams: 1_000,
+        fanout_events: 100,
+        many_streams: 10_000,
+    };
+    /// A quick run that shows every figure works (not its final value).
+    pub const SHORT: Self = Self {
+        commands: 2_000,
+        concurrency: 32,
+        rate_secs: 3.0,
+        p4_commands: 300,
+        p4_rate: 100.0,
+        backlog: 10_000,
+        streams: 200,
+        fanout_events: 20,
+        many_streams: 1_000,
+    };
+}
+
+/// Runs every figure; `up_seconds` is P8, measured by xtask.
+pub async fn run(layout: &Layout, sizes: Sizes, up_seconds: Option<f64>) -> Result<Report> {
+    let mut report = Report::new(sizes);
+    let world = world::World::create("perf", layout).await?;
+    let outcome = measure(&world, layout, sizes, &mut report).await;
+    world.remove(&[]).await?;
+    outcome?;
+    if let Some(seconds) = up_seconds {
+        report.push(Row::goal_at_most(
+            "P8",
+            "`cargo xtask up` to ready, warm",
+            format!("{seconds:.1} s"),
+            "-".into(),
+            seconds,
+            60.0,
+            "s",
+        ));
+    }
+    Ok(report)
+}
+
+async fn measure(
+    world: &world::World,
+    layout: &Layout,
+    sizes: Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let mut producer = world.producer()?;
+    let mut persister = world.persister()?;
+    let mut reader = reader_process(world)?;
+    let mut notifier = world.notifier(1000)?;
+    for service in [&mut producer, &mut persister, &mut reader, &mut notifier] {
+        service.start_ready().await?;
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    let topic = world.names.topic.clone();
+    let kafka = raw::durable_producer()?;
+
+    // P1: throughput, alternating rounds so that both sides meet the same machine.
+    eprintln!(
+        "P1: producer commands/s at concurrency {} vs raw rdkafka",
+        sizes.concurrency
+    );
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let (mut platform, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        baseline.push(raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await);
+        platform.push(
+            creates_closed(
+                &http,
+                &producer.url(),
+                sizes.commands,
+                sizes.concurrency,
+                &created,
+            )
+            .await,
+        );
+    }
+    let p1_platform = mean_rate(&platform)?;
+    let p1_baseline = mean_rate(&baseline)?;
+    report.push(Row::goal_at_least(
+        "P1",
+        &format!(
+            "commands/s through HTTP at concurrency {}",
+            sizes.concurrency
+        ),
+        format!("{p1_platform:.0}/s"),
+        format!(
+            "{p1_baseline:.0}/s (FutureProducer, {} in flight)",
+            sizes.concurrency
+        ),
+        p1_platform / p1_baseline,
+        0.6,
+    ));
+
+    // P2: latency at half the producer's maximum rate.
+    let rate = p1_platform / 2.0;
+    let count = (rate * sizes.rate_secs) as usize;
+    eprintln!("P2: p99 at {rate:.0}/s ({count} commands) vs raw produce-to-ack at the same rate");
+    let platform = creates_open(&http, &producer.url(), count, rate).await;
+    let baseline = raw::produce_open(&kafka, &topic, count, rate).await;
+    check_failures("P2", &[&platform, &baseline])?;
+    report.push(Row::goal_at_most(
+        "P2",
+        &format!("p99 of a command at {rate:.0}/s (half the maximum)"),
+        format!(
+            "{} (p50 {})",
+            stats::ms(platform.latencies.p99()),
+            stats::ms(platform.latencies.p50())
+        ),
+        format!(
+            "{} (p50 {})",
+            stats::ms(baseline.latencies.p99()),
+            stats::ms(baseline.latencies.p50())
+        ),
+        ratio(platform.latencies.p99(), baseline.latencies.p99()),
+        1.3,
+        "",
+    ));
+    report.plot(
+        "P2: command latency at half the maximum rate",
+        &platform.latencies,
+        &baseline.latencies,
+    );
+
+    // P4: command accepted to SSE received, against produce to consume.
+    eprintln!(
+        "P4: command to SSE delivery vs raw produce to consume ({} at {}/s)",
+        sizes.p4_commands, sizes.p4_rate
+    );
+    let platform = command_to_sse(
+        &http,
+        &producer.url(),
+        &notifier.url(),
+        sizes.p4_commands,
+        sizes.p4_rate,
+    )
+    .await?;
+    let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
+    check_failures("P4", &[&platform, &baseline])?;
+    report.push(Row::goal_at_most(
+        "P4",
+        "p99 from sending a command to its SSE event",
+        format!(
+            "{} (p50 {})",
+            stats::ms(platform.latencies.p99()),
+            stats::ms(platform.latencies.p50())
+        ),
+        format!(
+            "{} (p50 {}; produce to consume)",
+            stats::ms(baseline.latencies.p99()),
+            stats::ms(baseline.latencies.p50())
+        ),
+        ratio(platform.latencies.p99(), baseline.latencies.p99()),
+        2.0,
+        "",
+    ));
+    report.plot(
+        "P4: command to SSE event vs produce to consume",
+        &platform.latencies,
+        &baseline.latencies,
+    );
+
+    // P6: reads of the documents created above, once the persister applied them.
+    let ends: Vec<i64> = messaging::watermarks(
+        messaging::client_config(&testkit::infra().bootstrap),
+        &topic,
+    )
+    .await?
+    .into_iter()
+    .map(|(_, high)| high)
+    .collect();
+    world::wait_committed(&topic, &world.names.group, &ends, Duration::from_secs(600)).await?;
+    let ids: Vec<Uuid> = created.lock().expect("ids").clone();
+    eprintln!(
+        "P6: reader requests/s at concurrency {} vs raw scylla point reads",
+        sizes.concurrency
+    );
+    let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
+    let (mut platform, mut baseline) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        baseline.push(
+            table
+                .read_closed(&ids, sizes.commands, sizes.concurrency)
+                .await,
+        );
+        platform.push(
+            reads_closed(
+                &http,
+                &reader.url(),
+                &ids,
+                sizes.commands,
+                sizes.concurrency,
+            )
+            .await,
+        );
+    }
+    let (p6_platform, p6_baseline) = (mean_rate(&platform)?, mean_rate(&baseline)?);
+    report.push(Row::goal_at_least(
+        "P6",
+        &format!("reads/s at concurrency {}", sizes.concurrency),
+        format!("{p6_platform:.0}/s"),
+        format!("{p6_baseline:.0}/s (prepared point reads)"),
+        p6_platform / p6_baseline,
+        0.7,
+    ));
+
+    // P5: fan-out, memory per idle stream, and many streams on one notifier.
+    fanout(&notifier, &kafka, &topic, sizes, report).await?;
+
+    // P7: telemetry exported vs off, two producers in alternating rounds.
+    telemetry_overhead(world, layout, &http, &producer.url(), sizes, report).await?;
+
+    // P3 last: it needs a topic of its own with a backlog.
+    for service in [&mut producer, &mut reader, &mut notifier, &mut persister] {
+        service.stop().await?;
+    }
+    catch_up(layout, sizes, report).await
+}
+
+fn reader_process(world: &world::World) -> Result<ServiceProcess> {
+    let infra = testkit::infra();
+    ServiceProcess::new(
+        "reader",
+        &world.layout.bin_dir,
+        &world.logs,
+        vec![
+            (
+                "CASSANDRA_CONTACT_POINTS".into(),
+                infra.contact_points.clone(),
+            ),
+            ("CASSANDRA_KEYSPACE".into(), world.names.keyspace.clone()),
+        ],
+    )
+}
+
+fn body() -> String {
+    format!(r#"{{"author":"bench","text":"{}"}}"#, "x".repeat(32))
+}
+
+/// One create through HTTP; the id on success.
+async fn create(http: &reqwest::Client, producer: &str) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: Uuid,
+    }
+    let response = http
+        .post(format!("{producer}/documents"))
+        .header("content-type", events::mime::CREATE_DOCUMENT)
+        .body(body())
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 201 {
+        return None;
+    }
+    response.json::<Created>().await.ok().map(|c| c.id)
+}
+
+async fn creates_closed(
+    http: &reqwest::Client,
+    producer: &str,
+    count: usize,
+    concurrency: usize,
+    created: &Arc<Mutex<Vec<Uuid>>>,
+) -> drive::Outcome {
+    drive::closed_loop(count, concurrency, |_| async move {
+        let id = create(http, producer).await;
+        if let Some(id) = id {
+            created.lock().expect("ids").push(id);
+        }
+        id.is_some()
+    })
+    .await
+}
+
+async fn creates_open(
+    http: &reqwest::Client,
+    producer: &str,
+    count: usize,
+    rate: f64,
+) -> drive::Outcome {
+    drive::open_loop(count, rate, |_| {
+        let (http, producer) = (http.clone(), producer.to_owned());
+        async move { create(&http, &producer).await.is_some() }
+    })
+    .await
+}
+
+async fn reads_closed(
+    http: &reqwest::Client,
+    reader: &str,
+    ids: &[Uuid],
+    count: usize,
+    concurrency: usize,
+) -> drive::Outcome {
+    drive::closed_loop(count, concurrency, |i| {
+        let url = format!("{reader}/documents/{}", ids[i % ids.len()]);
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == 200)
+        }
+    })
+    .await
+}
+
+/// Creates at `rate`, each timed from its send to its event on a notifier stream.
+async fn command_to_sse(
+    http: &reqwest::Client,
+    producer: &str,
+    notifier: &str,
+    count: usize,
+    rate: f64,
+) -> Result<drive::Outcome> {
+    let mut stream = testkit::sse::SseClient::connect(&format!("{notifier}/documents"), None).await;
+    stream
+        .next_frame(Duration::from_secs(10))
+        .await
+        .context("no opening frame")?;
+    let sent: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let arrivals = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(count);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while latencies.len() < count && Instant::now() < deadline {
+                let Ok(Some(frame)) = stream.try_next_frame(Duration::from_secs(5)).await else {
+                    continue;
+                };
+                let arrived = Instant::now();
+                let Some(data) = frame.data else { continue };
+                let Ok(event) = Event::from_json(data.as_bytes()) else {
+                    continue;
+                };
+                // The id is known only once the answer came: match by the text's tag.
+                let tag = event
+                    .payload
+                    .text
+                    .as_deref()
+                    .and_then(|t| t.strip_prefix("p4-"));
+                if let Some(tag) = tag.and_then(|t| Uuid::parse_str(t).ok())
+                    && let Some(at) = sent.lock().expect("sent").remove(&tag)
+                {
+                    latencies.push(arrived - at);
+                }
+            }
+            latencies
+        })
+    };
+    let started = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    for i in 0..count {
+        tokio::time::sleep_until((started + period.mul_f64(i as f64)).into()).await;
+        let tag = Uuid::new_v4();
+        sent.lock().expect("sent").insert(tag, Instant::now());
+        let (http, producer) = (http.clone(), producer.to_owned());
+        tokio::spawn(async move {
+            let _ = http
+                .post(format!("{producer}/documents"))
+                .header("content-type", events::mime::CREATE_DOCUMENT)
+                .body(format!(r#"{{"author":"bench","text":"p4-{tag}"}}"#))
+                .send()
+                .await;
+        });
+    }
+    let latencies = arrivals.await?;
+    Ok(drive::Outcome {
+        failed: count - latencies.len(),
+        latencies: Latencies::new(latencies),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// P5: deliveries per second to many streams against the bare server; memory per idle
+/// stream; and many streams on one notifier, every event delivered.
+async fn fanout(
+    notifier: &ServiceProcess,
+    kafka: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    sizes: Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let address: SocketAddr = format!("127.0.0.1:{}", notifier.port).parse()?;
+    let events: Vec<Event> = (0..sizes.fanout_events)
+        .map(|_| raw::created_event(32))
+        .collect();
+    eprintln!(
+        "P5: deliveries/s to {} streams vs a bare broadcast + hyper SSE server",
+        sizes.streams
+    );
+
+    let clients = fleet::Fleet::connect(address, "/documents", sizes.streams).await?;
+    let started = Instant::now();
+    futures_util::future::join_all(events.iter().map(|event| raw::send(kafka, topic, event))).await;
+    let notifier_time = clients
+        .wait_all(events.len(), started, Duration::from_secs(120))
+        .await?;
+    drop(clients);
+
+    let bare = fleet::BareServer::start().await?;
+    let clients = fleet::Fleet::connect(bare.address, "/documents", sizes.streams).await?;
+    let payloads: Vec<Arc<str>> = events
+        .iter()
+        .map(|e| Arc::from(String::from_utf8_lossy(&e.to_json()).as_ref()))
+        .collect();
+    let started = Instant::now();
+    for payload in &payloads {
+        bare.send(Arc::clone(payload));
+    }
+    let bare_time = clients
+        .wait_all(events.len(), started, Duration::from_secs(120))
+        .await?;
+    drop(clients);
+    drop(bare);
+    let deliveries = (sizes.streams * events.len()) as f64;
+    let (platform, baseline) = (
+        deliveries / notifier_time.as_secs_f64(),
+        deliveries / bare_time.as_secs_f64(),
+    );
+    report.push(Row::goal_at_least(
+        "P5",
+        &format!(
+            "SSE deliveries/s to {} streams ({} events)",
+            sizes.streams,
+            events.len()
+        ),
+        format!("{platform:.0}/s"),
+        format!("{baseline:.0}/s (bare broadcast + hyper SSE)"),
+        platform / baseline,
+        0.8,
+    ));
+
+    // Memory and many streams: the notifier's resident memory before and with them.
+    let pid = notifier.pid().context("the notifier is not running")?;
+    let before = fleet::resident_kib(pid)?;
+    eprintln!("P5: {} streams on one notifier", sizes.many_streams);
+    let clients = fleet::Fleet::connect(address, "/documents", sizes.many_streams).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = fleet::resident_kib(pid)?;
+    let per_stream = after.saturating_sub(before) as f64 / sizes.many_streams as f64;
+    let more: Vec<Event> = (0..10).map(|_| raw::created_event(32)).collect();
+    let started = Instant::now();
+    futures_util::future::join_all(more.iter().map(|event| raw::send(kafka, topic, event))).await;
+    let delivered = clients
+        .wait_all(more.len(), started, Duration::from_secs(120))
+        .await;
+    report.push(Row::goal_at_most(
+        "P5",
+        &format!("notifier memory with {} idle streams", sizes.many_streams),
+        format!("{per_stream:.1} KiB per idle stream ({before} KiB without, {after} KiB with)"),
+        "-".into(),
+        per_stream,
+        16.0,
+        "KiB",
+    ));
+    report.push(Row::check(
+        "P5",
+        &format!(
+            "{} concurrent streams on one notifier, every event delivered",
+            sizes.many_streams
+        ),
+        match &delivered {
+            Ok(took) => format!(
+                "yes: {} events to each, the last after {}",
+                more.len(),
+                stats::ms(*took)
+            ),
+            Err(error) => format!("no: {error}"),
+        },
+        delivered.is_ok(),
+    ));
+    Ok(())
+}
+
+/// P7: the producer with every span exported to a real OTLP receiver against one with
+/// export off, in alternating rounds.
+async fn telemetry_overhead(
+    world: &world::World,
+    layout: &Layout,
+    http: &reqwest::Client,
+    quiet: &str,
+    sizes: Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    eprintln!("P7: producer throughput with spans exported vs not");
+    let receiver = testkit::otlp::OtlpReceiver::start().await;
+    let mut traced = ServiceProcess::new(
+        "producer",
+        &layout.bin_dir,
+        &world.logs,
+        vec![
+            (
+                "KAFKA_BOOTSTRAP_SERVERS".into(),
+                testkit::infra().bootstrap.clone(),
+            ),
+            ("KAFKA_TOPIC".into(), world.names.topic.clone()),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                receiver.endpoint.clone(),
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()),
+        ],
+    )?;
+    traced.start_ready().await?;
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        on.push(creates_closed(http, &traced.url(), sizes.commands, sizes.concurrency, &ids).await);
+        off.push(creates_closed(http, quiet, sizes.commands, sizes.concurrency, &ids).await);
+    }
+    // Let the exporter's last batch arrive, then make sure the spans did reach it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let spans = receiver.spans().len();
+    traced.stop().await?;
+    if spans == 0 {
+        bail!("the traced producer exported no spans: P7 would compare two quiet producers");
+    }
+    let (with, without) = (mean_rate(&on)?, mean_rate(&off)?);
+    report.push(Row::goal_at_least(
+        "P7",
+        &format!("commands/s with every span exported ({spans} spans received)"),
+        format!("{with:.0}/s"),
+        format!("{without:.0}/s (export off)"),
+        with / without,
+        0.9,
+    ));
+    Ok(())
+}
+
+/// P3: the persister draining a backlog into a fresh keyspace, against prepared inserts
+/// at concurrency 64 into the same table.
+async fn catch_up(layout: &Layout, sizes: Sizes, report: &mut Report) -> Result<()> {
+    let world = world::World::create("perf-backlog", layout).await?;
+    let outcome = catch_up_in(&world, sizes, report).await;
+    world.remove(&[]).await?;
+    outcome
+}
+
+async fn catch_up_in(world: &world::World, sizes: Sizes, report: &mut Report) -> Result<()> {
+    eprintln!(
+        "P3: persister catch-up over a backlog of {} vs raw inserts at concurrency 64",
+        sizes.backlog
+    );
+    let kafka = raw::durable_producer()?;
+    let written = raw::produce_closed(&kafka, &world.names.topic, sizes.backlog, 256).await;
+    check_failures("P3 backlog", &[&written])?;
+    let ends: Vec<i64> = messaging::watermarks(
+        messaging::client_config(&testkit::infra().bootstrap),
+        &world.names.topic,
+    )
+    .await?
+    .into_iter()
+    .map(|(_, high)| high)
+    .collect();
+    let mut persister = world.persister()?;
+    persister.start_ready().await?;
+    let drained = world::wait_committed(
+        &world.names.topic,
+        &world.names.group,
+        &ends,
+        Duration::from_secs(1800),
+    )
+    .await?;
+    persister.stop().await?;
+    let platform = sizes.backlog as f64 / drained.as_secs_f64();
+    let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
+    let inserts = table.insert_closed(sizes.backlog, 64).await;
+    check_failures("P3 inserts", &[&inserts])?;
+    let baseline = inserts.rate();
+    report.push(Row::goal_at_least(
+        "P3",
+        &format!("persister catch-up over a backlog of {}", sizes.backlog),
+        format!("{platform:.0} events/s ({:.1} s)", drained.as_secs_f64()),
+        format!("{baseline:.0} rows/s (prepared inserts, 64 in flight)"),
+        platform / baseline,
+        0.8,
+    ));
+    Ok(())
+}
+
+fn mean_rate(outcomes: &[drive::Outcome]) -> Result<f64> {
+    check_failures("round", &outcomes.iter().collect::<Vec<_>>())?;
+    Ok(outcomes.iter().map(drive::Outcome::rate).sum::<f64>() / outcomes.len() as f64)
+}
+
+/// Fails when more than 0.1 % of the operations failed: a figure of failures is no figure.
+fn check_failures(what: &str, outcomes: &[&drive::Outcome]) -> Result<()> {
+    for outcome in outcomes {
+        let all = outcome.failed + outcome.latencies.len();
+        if outcome.failed * 1000 > all {
+            bail!("{what}: {} of {all} operations failed", outcome.failed);
+        }
+    }
+    Ok(())
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+/// Where `cargo xtask bench` writes: target/bench.
+pub fn out_dir(root: &std::path::Path) -> PathBuf {
+    root.join("target").join("bench")
+}
