@@ -66,6 +66,14 @@ async function submit(form) {
   await page.locator(`${form} button[type=submit]`).click();
 }
 
+/** Reads through the form and waits for the whole answer, so that no read still in flight
+ * can overwrite the response box after the next command's answer. */
+async function read() {
+  const answered = page.waitForResponse((r) => r.url().includes("/reader/documents/"));
+  await submit("#read-form");
+  await (await answered).finished();
+}
+
 test("create, read, update and delete through the forms, each notified with its trace", async () => {
   await page.fill("#create-form input[name=author]", "Browser");
   await page.fill("#create-form input[name=text]", "Hello from Chromium");
@@ -91,7 +99,7 @@ test("create, read, update and delete through the forms, each notified with its 
 
   // Read: the persister may still be applying it.
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     const text = await response().textContent();
     return text.startsWith("200") && text.includes("Hello from Chromium");
   }, "the created document to be readable");
@@ -101,7 +109,7 @@ test("create, read, update and delete through the forms, each notified with its 
   await response().filter({ hasText: /^200/ }).waitFor({ timeout: WAIT });
   await item("UPDATE", id).waitFor({ timeout: WAIT });
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     const text = await response().textContent();
     return text.includes('"author": "Updated"') && text.includes("Hello from Chromium");
   }, "the update to be readable with the text kept");
@@ -110,7 +118,7 @@ test("create, read, update and delete through the forms, each notified with its 
   await response().filter({ hasText: /^204/ }).waitFor({ timeout: WAIT });
   await item("DELETE", id).waitFor({ timeout: WAIT });
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     return (await response().textContent()).startsWith("404");
   }, "the document to be gone");
   await page.screenshot({ path: `${screenshots}/2-crud-done.png`, fullPage: true });
@@ -180,6 +188,7 @@ test("a created document's trace opens as a waterfall: producer, persister, noti
 
   // The command's response leads to the same trace.
   await page.getByTestId("response-trace").click();
+  assert.equal(await page.getByTestId("response-trace").textContent(), "Trace");
   await view.waitFor({ state: "visible", timeout: WAIT });
   assert.equal(await view.getAttribute("data-trace-id"), trace);
   await view.getByRole("button", { name: /close/i }).click();

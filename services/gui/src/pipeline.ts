@@ -62,7 +62,7 @@ export class Pipeline {
 
     this.traceButton = document.createElement("button");
     this.traceButton.type = "button";
-    this.traceButton.className = "copy view-trace";
+    this.traceButton.className = "view-trace";
     this.traceButton.dataset.testid = "response-trace";
     this.traceButton.textContent = "Trace";
     this.traceButton.disabled = true;
@@ -101,7 +101,7 @@ export class Pipeline {
     timings.innerHTML =
       `<span class="persisted" data-testid="persisted">persisted …</span>` +
       ` · <span class="delivered" data-testid="delivered"></span>` +
-      ` <button type="button" class="copy view-trace" aria-label="Show the trace">waterfall</button>`;
+      ` <button type="button" class="view-trace" aria-label="Show the trace">waterfall</button>`;
     const deliveredCell = timings.querySelector<HTMLElement>(".delivered")!;
     deliveredCell.dataset.ms = String(delivered);
     deliveredCell.textContent = `delivered here ${formatMs(delivered)} after acceptance`;

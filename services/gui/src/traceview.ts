@@ -115,7 +115,7 @@ export class TraceView {
       this.setStatus(
         "unavailable",
         `Jaeger does not answer, so the trace cannot be shown (${failure.detail}). ` +
-          "Is it running? `cargo xtask status` says.",
+          "Locally, `cargo xtask status` shows whether it runs.",
       );
     } else if (failure.kind === "invalid") {
       this.setStatus("unavailable", `Jaeger's answer is not a trace (${failure.detail}).`);
