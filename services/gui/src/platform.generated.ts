@@ -15,8 +15,8 @@ export const LOCAL_JAEGER_UI = "http://127.0.0.1:16686";
 
 /** The gateway's public routes besides the GUI; a streaming route must not be buffered. */
 export const ROUTES: readonly { prefix: string; streaming: boolean }[] = [
-  { prefix: "/producer", streaming: false },
-  { prefix: "/reader", streaming: false },
-  { prefix: "/notifier", streaming: true },
-  { prefix: "/traces", streaming: false },
+  { prefix: "/producer", streaming: false }, // the producer service (:8083) behind the gateway
+  { prefix: "/reader", streaming: false }, // the reader service (:8082) behind the gateway
+  { prefix: "/notifier", streaming: true }, // the notifier service (:8081) behind the gateway
+  { prefix: "/traces", streaming: false }, // Jaeger's query API (:16686), trace look-ups only
 ];

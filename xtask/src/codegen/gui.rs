@@ -17,14 +17,15 @@ pub fn platform_ts() -> String {
         let Some(route) = service.route else { continue };
         let _ = writeln!(
             routes,
-            "  {{ prefix: \"{}\", streaming: {} }},",
-            route.prefix, route.streaming
+            "  {{ prefix: \"{}\", streaming: {} }}, // the {} service (:{}) behind the gateway",
+            route.prefix, route.streaming, service.name, service.port
         );
     }
     let _ = writeln!(
         routes,
-        "  {{ prefix: \"{}\", streaming: false }},",
-        gateway::TRACES_PREFIX
+        "  {{ prefix: \"{}\", streaming: false }}, // Jaeger's query API (:{}), trace look-ups only",
+        gateway::TRACES_PREFIX,
+        observability::JAEGER_QUERY_PORT
     );
     format!(
         r#"// {HEADER_NOTE}
