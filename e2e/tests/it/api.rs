@@ -107,7 +107,11 @@ async fn only_trace_lookups_are_routed_to_jaeger() {
     let unknown = format!("{prefix}/api/traces/{:032x}", 0x5eed_u128);
     let response = client.get(&unknown).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "{unknown}");
-    assert_ne!(response.headers()["content-type"], mime::PROBLEM, "{unknown}");
+    assert_ne!(
+        response.headers()["content-type"],
+        mime::PROBLEM,
+        "{unknown}"
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["errors"].is_array(), "not Jaeger's answer: {body}");
 

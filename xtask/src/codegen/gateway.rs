@@ -193,9 +193,7 @@ fn traces_route(upstreams: &mut String, locations: &mut String) {
     );
     let not_routed = problem(
         ProblemKind::NotFound,
-        &format!(
-            "only trace look-ups are routed here: {prefix}/api/traces/<32 hex digits>"
-        ),
+        &format!("only trace look-ups are routed here: {prefix}/api/traces/<32 hex digits>"),
     );
     let unavailable = problem(
         ProblemKind::Unavailable,
