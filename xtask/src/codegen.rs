@@ -1,10 +1,11 @@
 //! `cargo xtask codegen`: writes the generated files of the repository, each from the one
 //! place its facts live: the Grafana data-flow dashboard (every query written once, here),
-//! and from the table of services in `libs/platform` the local gateway's routes and
-//! Prometheus's scrape jobs. A test fails when a committed file is stale, as in
-//! rust-analyzer.
+//! and from the table of services in `libs/platform` the local gateway's routes,
+//! Prometheus's scrape jobs and the GUI's copy of the facts it needs. A test fails when a
+//! committed file is stale, as in rust-analyzer.
 
 pub mod gateway;
+mod gui;
 pub mod prometheus;
 
 use std::fs;
@@ -43,6 +44,10 @@ pub fn generated() -> Vec<(PathBuf, String)> {
         (
             root.join("observability/prometheus/prometheus.yml"),
             prometheus::prometheus_yml(),
+        ),
+        (
+            root.join("services/gui/src/platform.generated.ts"),
+            gui::platform_ts(),
         ),
     ]
 }

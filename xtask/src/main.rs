@@ -87,7 +87,7 @@ enum Command {
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
-        /// producer, persister, reader or notifier
+        /// producer, persister, reader or notifier (or jaeger, the local trace backend)
         name: String,
     },
 }

@@ -95,6 +95,54 @@ async fn only_public_paths_are_routed() {
     }
 }
 
+/// Of Jaeger, only the look-up of one trace by its id is public, and only to read: its
+/// searches, services list and UI stay unrouted (404 problem, as any unrouted path), and a
+/// write method is refused (405).
+#[tokio::test]
+async fn only_trace_lookups_are_routed_to_jaeger() {
+    let client = testkit::http();
+    let base = e2e::check_gateway(&client).await;
+    let prefix = format!("{base}{}", platform::gateway::TRACES_PREFIX);
+    // A trace id Jaeger has never seen: Jaeger's own answer, so the route reaches it.
+    let unknown = format!("{prefix}/api/traces/{:032x}", 0x5eed_u128);
+    let response = client.get(&unknown).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "{unknown}");
+    assert_ne!(
+        response.headers()["content-type"],
+        mime::PROBLEM,
+        "{unknown}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["errors"].is_array(), "not Jaeger's answer: {body}");
+
+    for path in [
+        "/",
+        "/search",
+        "/api/services",
+        "/api/traces?service=producer",
+        "/api/traces/not-a-trace-id",
+        "/api/traces/0123456789abcdef0123456789abcdef/extra",
+        "/api/v3/traces/0123456789abcdef0123456789abcdef",
+    ] {
+        let url = format!("{prefix}{path}");
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{url}");
+        assert_eq!(response.headers()["content-type"], mime::PROBLEM, "{url}");
+    }
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+        let response = client
+            .request(method.clone(), &unknown)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {unknown}"
+        );
+    }
+}
+
 /// A body well over the command limit stops at the gateway, answered as a problem; a
 /// body just over it still reaches the producer, whose 413 says so (the error table).
 #[tokio::test]

@@ -102,6 +102,25 @@ async fn a_create_is_one_trace_across_the_services_in_jaeger() {
         })
         .collect();
     assert_eq!(roots.len(), 1, "one root: {roots:#?}");
+    // The same trace through the gateway's read-only look-up route, as the GUI reads it.
+    let through_gateway = format!(
+        "{base}{}/api/traces/{trace_id}",
+        platform::gateway::TRACES_PREFIX
+    );
+    let body: Value = client
+        .get(&through_gateway)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seen = spans.len();
+    let spans = self::spans(&body["data"][0]);
+    assert!(
+        spans.len() >= seen,
+        "{through_gateway} has fewer spans than {url}"
+    );
     assert_eq!(roots[0].service, "producer");
     assert_eq!(roots[0].kind, "server");
     assert_eq!(roots[0].name, "POST /documents");

@@ -182,6 +182,15 @@ pub mod gateway {
     /// Streams one client address may hold open through the gateway, so that one client
     /// cannot take every connection of the gateway (the bench opens 1,000 from one address).
     pub const STREAMS_PER_CLIENT: u32 = 2000;
+    /// Read-only trace look-ups: Jaeger's query API behind the gateway under this prefix
+    /// (stripped), so that the GUI shows a trace the same way locally and in a cluster.
+    pub const TRACES_PREFIX: &str = "/traces";
+    /// The only paths routed under [`TRACES_PREFIX`] (a regex of the rest of the path):
+    /// one trace by its 32-hex id, as an event's `header.traceId` names it. Jaeger's
+    /// searches, services list and UI stay unrouted (404 like any other unrouted path).
+    pub const TRACES_LOOKUP: &str = "/api/traces/[0-9a-f]{32}";
+    /// The methods of the trace look-ups; any other answers 405.
+    pub const TRACES_METHODS: [&str; 2] = ["GET", "HEAD"];
     /// The local gateway's connections per worker: every stream takes two (the client's
     /// and the one to the notifier), so this leaves room for other routes when one
     /// client holds its [`STREAMS_PER_CLIENT`].
@@ -228,6 +237,8 @@ pub mod cassandra {
 pub mod observability {
     pub const PROMETHEUS_PORT: u16 = 9090;
     pub const GRAFANA_PORT: u16 = 3000;
+    /// Jaeger's query API and UI; the gateway routes its trace look-ups
+    /// ([`crate::gateway::TRACES_PREFIX`]) here.
     pub const JAEGER_QUERY_PORT: u16 = 16686;
     pub const OTLP_GRPC_PORT: u16 = 4317;
     pub const OTLP_HTTP_PORT: u16 = 4318;
@@ -263,7 +274,7 @@ mod tests {
         let mut prefixes: Vec<&str> = SERVICES
             .iter()
             .filter_map(|s| s.route.map(|r| r.prefix))
-            .chain([gateway::GUI_PREFIX])
+            .chain([gateway::GUI_PREFIX, gateway::TRACES_PREFIX])
             .collect();
         let count = prefixes.len();
         prefixes.sort_unstable();

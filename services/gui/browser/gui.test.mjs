@@ -1,7 +1,8 @@
 // The GUI in a real headless Chromium against the running system (`cargo xtask up`):
 // create, read, update and delete through the forms, each notification with its trace id,
 // and a notifier restart in the middle that the stream recovers from without missing an
-// event. Screenshots go to CQRS_SCREENSHOTS (target/gui-screenshots).
+// event; a created document's trace as a waterfall, and what the view says when Jaeger
+// does not answer. Screenshots go to CQRS_SCREENSHOTS (target/gui-screenshots).
 
 import { execSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -65,6 +66,14 @@ async function submit(form) {
   await page.locator(`${form} button[type=submit]`).click();
 }
 
+/** Reads through the form and waits for the whole answer, so that no read still in flight
+ * can overwrite the response box after the next command's answer. */
+async function read() {
+  const answered = page.waitForResponse((r) => r.url().includes("/reader/documents/"));
+  await submit("#read-form");
+  await (await answered).finished();
+}
+
 test("create, read, update and delete through the forms, each notified with its trace", async () => {
   await page.fill("#create-form input[name=author]", "Browser");
   await page.fill("#create-form input[name=text]", "Hello from Chromium");
@@ -90,7 +99,7 @@ test("create, read, update and delete through the forms, each notified with its 
 
   // Read: the persister may still be applying it.
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     const text = await response().textContent();
     return text.startsWith("200") && text.includes("Hello from Chromium");
   }, "the created document to be readable");
@@ -100,7 +109,7 @@ test("create, read, update and delete through the forms, each notified with its 
   await response().filter({ hasText: /^200/ }).waitFor({ timeout: WAIT });
   await item("UPDATE", id).waitFor({ timeout: WAIT });
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     const text = await response().textContent();
     return text.includes('"author": "Updated"') && text.includes("Hello from Chromium");
   }, "the update to be readable with the text kept");
@@ -109,10 +118,102 @@ test("create, read, update and delete through the forms, each notified with its 
   await response().filter({ hasText: /^204/ }).waitFor({ timeout: WAIT });
   await item("DELETE", id).waitFor({ timeout: WAIT });
   await expectEventually(async () => {
-    await submit("#read-form");
+    await read();
     return (await response().textContent()).startsWith("404");
   }, "the document to be gone");
   await page.screenshot({ path: `${screenshots}/2-crud-done.png`, fullPage: true });
+});
+
+test("a created document's trace opens as a waterfall: producer, persister, notifier, this browser", async () => {
+  await page.fill("#create-form input[name=author]", "Tracer");
+  await page.fill("#create-form input[name=text]", "Follow me through the system");
+  await submit("#create-form");
+  await response().filter({ hasText: /^201/ }).waitFor({ timeout: WAIT });
+  const id = await page.inputValue("#read-form input[name=id]");
+  const created = item("CREATE", id);
+  await created.waitFor({ timeout: WAIT });
+  const trace = await created.getAttribute("data-trace-id");
+  assert.match(trace, /^[0-9a-f]{32}$/);
+  // Delivered to this browser: counted from the event's acceptance at once.
+  const delivered = Number(await created.getByTestId("delivered").getAttribute("data-ms"));
+  assert.ok(delivered >= 0 && delivered < WAIT, `delivered after ${delivered} ms`);
+
+  // A click on the notification opens its trace, through the gateway's /traces/ route.
+  await created.locator(".doc").click();
+  const view = page.getByTestId("trace-view");
+  await view.waitFor({ state: "visible", timeout: WAIT });
+  assert.equal(await view.getAttribute("data-trace-id"), trace);
+  await view.locator('[data-testid=trace-status][data-state="complete"]').waitFor({ timeout: 45_000 });
+
+  // One lane per service, in the order the command travelled, then this browser.
+  const lanes = await view.locator(".lane").evaluateAll((all) => all.map((l) => l.dataset.service));
+  assert.deepEqual(lanes, ["producer", "persister", "notifier", "browser"]);
+  const rows = await view.locator(".lane").evaluateAll((all) =>
+    all.map((lane) => ({
+      service: lane.dataset.service,
+      bars: [...lane.querySelectorAll(".bar-row")].map((r) => ({
+        kind: r.dataset.kind,
+        name: r.dataset.name,
+        start: Number(r.dataset.start),
+        took: r.querySelector(".bar-took").textContent,
+      })),
+    })),
+  );
+  const kinds = Object.fromEntries(rows.map((lane) => [lane.service, lane.bars.map((b) => b.kind)]));
+  // Each lane's spans by start: the request before its publish, each consumer's span before
+  // its Cassandra write or its delivery to the streams.
+  const ordered = (service, expected) =>
+    assert.deepEqual(kinds[service].filter((k) => expected.includes(k)), expected, JSON.stringify(rows));
+  ordered("producer", ["server", "producer"]);
+  ordered("persister", ["consumer", "client"]);
+  ordered("notifier", ["consumer", "internal"]);
+  for (const lane of rows.slice(0, 3)) {
+    for (const bar of lane.bars) assert.match(bar.took, /\d( ms| s)$/, `${lane.service} ${bar.name}`);
+  }
+  // The producer's request starts the trace; each consumer starts after the publish began.
+  const start = (service, kind) => rows.find((l) => l.service === service).bars.find((b) => b.kind === kind).start;
+  assert.equal(start("producer", "server"), 0);
+  assert.ok(start("persister", "consumer") >= start("producer", "producer"));
+  assert.ok(start("notifier", "consumer") >= start("producer", "producer"));
+
+  // The stages a user asks about, all known.
+  const stages = await view.locator(".stages > div").evaluateAll((all) =>
+    Object.fromEntries(all.map((s) => [s.dataset.stage, s.querySelector("dd").textContent])),
+  );
+  assert.deepEqual(Object.keys(stages), ["accepted", "inKafka", "persisted", "notified"]);
+  for (const [stage, value] of Object.entries(stages)) assert.match(value, /\d( ms| s)$/, `${stage}: ${value}`);
+  await view.screenshot({ path: `${screenshots}/6-trace-view.png` });
+  await view.getByRole("button", { name: /close/i }).click();
+  await view.waitFor({ state: "hidden", timeout: WAIT });
+
+  // The command's response leads to the same trace.
+  await page.getByTestId("response-trace").click();
+  assert.equal(await page.getByTestId("response-trace").textContent(), "Trace");
+  await view.waitFor({ state: "visible", timeout: WAIT });
+  assert.equal(await view.getAttribute("data-trace-id"), trace);
+  await view.getByRole("button", { name: /close/i }).click();
+
+  // The notification shows when it was persisted, and the header the last minute's p50/p99.
+  await created.getByTestId("persisted").filter({ hasText: /persisted \d.* after acceptance/ }).waitFor({ timeout: 45_000 });
+  const stats = page.getByTestId("pipeline-stats");
+  assert.ok(Number(await stats.getAttribute("data-persisted")) >= 1);
+  assert.ok(Number(await stats.getAttribute("data-delivered")) >= 1);
+  assert.match(await stats.textContent(), /persisted p50 \d.* · p99 \d.*delivered here p50 \d.* · p99 \d/);
+});
+
+test("when Jaeger does not answer, the trace view says so plainly", async () => {
+  const any = page.locator("#events li[data-trace-id]").first();
+  execSync(process.env.CQRS_JAEGER_STOP, { stdio: "inherit" });
+  try {
+    await any.locator(".doc").click();
+    const status = page.getByTestId("trace-view").getByTestId("trace-status");
+    await status.filter({ hasText: /Jaeger does not answer/ }).waitFor({ timeout: WAIT });
+    assert.equal(await status.getAttribute("data-state"), "unavailable");
+    await page.screenshot({ path: `${screenshots}/7-jaeger-down.png`, fullPage: true });
+    await page.getByTestId("trace-view").getByRole("button", { name: /close/i }).click();
+  } finally {
+    execSync(process.env.CQRS_JAEGER_START, { stdio: "inherit" });
+  }
 });
 
 test("a notifier restart loses no event: the stream resumes with its last id", async () => {

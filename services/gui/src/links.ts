@@ -1,8 +1,10 @@
 // Where the page's trace ids link to, checked: the page's own query string chooses it, so
 // only an http(s) URL is accepted (a `javascript:` URL in a link would run on click).
 
+import { LOCAL_JAEGER_UI } from "./platform.generated";
+
 /** The local Jaeger of `cargo xtask up`. */
-export const LOCAL_TRACE_UI = "http://127.0.0.1:16686";
+export const LOCAL_TRACE_UI = LOCAL_JAEGER_UI;
 
 /**
  * The trace UI's base URL from `?jaeger=`: an absolute http(s) URL without its trailing

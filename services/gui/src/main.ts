@@ -5,7 +5,9 @@ import "./style.css";
 import { call, describe, gatewayBase, MIME, type Exchange } from "./api";
 import { diagram, light } from "./flow";
 import { traceUiBase } from "./links";
+import { Pipeline } from "./pipeline";
 import { StreamClient, type DocumentEvent, type Status } from "./stream";
+import { TraceView } from "./traceview";
 
 const base = gatewayBase(window.location);
 const params = new URLSearchParams(window.location.search);
@@ -16,11 +18,21 @@ const $ = <T extends Element = HTMLElement>(selector: string) => document.queryS
 
 $("#diagram").innerHTML = diagram();
 
+/** The trace view and the pipeline timings of notifications (pipeline.ts). */
+const pipeline = new Pipeline(
+  base,
+  new TraceView(base, jaeger),
+  $("#events"),
+  $("header"),
+  $("#response").previousElementSibling as HTMLElement,
+);
+
 // --- commands and reads -----------------------------------------------------------
 
 let shown = { request: "", response: "" };
 
 function show(exchange: Exchange): void {
+  pipeline.responseShown();
   shown = describe(exchange);
   $("#request").textContent = shown.request;
   $("#response").textContent = shown.response;
@@ -112,6 +124,7 @@ onSubmit("#delete-form", async (form) => {
 
 /** Starts timing `key`, or finishes it if its event came first. */
 function track(key: string, started: number): void {
+  pipeline.commandAccepted(key);
   const at = arrived.get(key);
   if (at !== undefined) {
     arrived.delete(key);
@@ -171,6 +184,7 @@ function addEvent(event: DocumentEvent): void {
   ].filter(Boolean);
   item.querySelector(".fields")!.textContent = changes.join(", ");
   list.prepend(item);
+  pipeline.notified(item, event);
   light(document, "command");
 
   const started = sent.get(key);

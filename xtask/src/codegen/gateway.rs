@@ -1,6 +1,6 @@
 //! The local gateway's nginx configuration, generated from the table of services in
 //! `libs/platform`: one upstream and one prefix-stripping location per public route, the
-//! streaming route unbuffered. `cargo xtask up` fills in the `@...@` placeholders.
+//! streaming route unbuffered, and the read-only trace look-ups on Jaeger's query API. `cargo xtask up` fills in the `@...@` placeholders.
 
 use std::fmt::Write as _;
 
@@ -59,6 +59,7 @@ pub fn nginx_conf() -> String {
         }
         let _ = writeln!(locations, "        }}");
     }
+    traces_route(&mut upstreams, &mut locations);
     let prefixes: Vec<&str> = SERVICES
         .iter()
         .filter_map(|s| s.route.map(|r| r.prefix.trim_start_matches('/')))
@@ -187,9 +188,90 @@ http {{
     )
 }
 
+/// The read-only trace look-ups: one location for `GET /traces/api/traces/{id}` to
+/// Jaeger's query port (prefix stripped), one that answers 404 for everything else under
+/// the prefix, and a problem body in place of nginx's own page when Jaeger does not answer.
+fn traces_route(upstreams: &mut String, locations: &mut String) {
+    let prefix = gateway::TRACES_PREFIX;
+    let _ = writeln!(
+        upstreams,
+        "    upstream jaeger {{ server 127.0.0.1:{}; keepalive 4; }}",
+        platform::observability::JAEGER_QUERY_PORT
+    );
+    let methods = gateway::TRACES_METHODS.join("|");
+    let allow = gateway::TRACES_METHODS.join(", ");
+    let wrong_method = problem(
+        ProblemKind::MethodNotAllowed,
+        &format!("trace look-ups are read-only: {allow}"),
+    );
+    let not_routed = problem(
+        ProblemKind::NotFound,
+        &format!("only trace look-ups are routed here: {prefix}/api/traces/<32 hex digits>"),
+    );
+    let unavailable = problem(
+        ProblemKind::Unavailable,
+        "Jaeger does not answer; traces cannot be looked up right now",
+    );
+    let _ = write!(
+        locations,
+        r#"
+        # Read-only trace look-ups on Jaeger's query API: one trace by its id, nothing else
+        # (quoted: the regex has braces).
+        location ~ "^{prefix}{lookup}$" {{
+            # Only the refusal below lacks a type of its own (Jaeger's answers carry theirs).
+            default_type application/problem+json;
+            if ($request_method !~ ^({methods})$) {{
+                add_header Allow "{allow}" always;
+                return 405 '{wrong_method}';
+            }}
+            rewrite ^{prefix}(/.*)$ $1 break;
+            proxy_pass http://jaeger;
+            error_page 502 503 504 = @jaeger_unavailable;
+        }}
+        location @jaeger_unavailable {{
+            default_type application/problem+json;
+            add_header Retry-After 5 always;
+            return 503 '{unavailable}';
+        }}
+        location {prefix}/ {{
+            default_type application/problem+json;
+            return 404 '{not_routed}';
+        }}
+"#,
+        lookup = gateway::TRACES_LOOKUP,
+    );
+}
+
 /// A problem body as the services write it, for nginx's single-quoted `return` text.
 fn problem(kind: ProblemKind, detail: &str) -> String {
     let json = String::from_utf8(Problem::new(kind, detail).to_json()).expect("JSON is UTF-8");
     assert!(!json.contains('\''), "nginx quotes it with '");
     json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trace route reaches Jaeger's query port with the one look-up path, read-only,
+    /// and the rest of its prefix is refused.
+    #[test]
+    fn the_trace_route_is_the_lookup_only_and_read_only() {
+        let conf = nginx_conf();
+        let port = platform::observability::JAEGER_QUERY_PORT;
+        assert!(conf.contains(&format!("upstream jaeger {{ server 127.0.0.1:{port};")));
+        let lookup = format!(
+            "location ~ \"^{}{}$\" {{",
+            gateway::TRACES_PREFIX,
+            gateway::TRACES_LOOKUP
+        );
+        let block = conf.split(&lookup).nth(1).expect("a look-up location");
+        let block = &block[..block.find("\n        }").unwrap()];
+        assert!(block.contains("proxy_pass http://jaeger;"));
+        assert!(block.contains("return 405"));
+        assert!(block.contains("if ($request_method !~ ^(GET|HEAD)$)"));
+        let rest = format!("location {}/ {{", gateway::TRACES_PREFIX);
+        let rest = conf.split(&rest).nth(1).expect("a refusal of the rest");
+        assert!(rest[..rest.find('}').unwrap()].contains("return 404"));
+    }
 }

@@ -653,6 +653,14 @@ pub fn expected_routes() -> BTreeSet<Route> {
         stripped: false,
         streaming: false,
     });
+    // The read-only trace look-ups, to Jaeger's query port with the prefix stripped.
+    routes.insert(Route {
+        prefix: platform::gateway::TRACES_PREFIX.to_owned(),
+        service: super::manifests::JAEGER.to_owned(),
+        port: u64::from(platform::observability::JAEGER_QUERY_PORT),
+        stripped: true,
+        streaming: false,
+    });
     routes
 }
 
@@ -680,9 +688,19 @@ pub fn ingress_routes(objects: &[Value]) -> (BTreeSet<Route>, Vec<String>) {
             for path in rule["http"]["paths"].as_array().into_iter().flatten() {
                 let raw = path["path"].as_str().unwrap_or_default();
                 let backend = &path["backend"]["service"];
+                let traces = raw == super::manifests::traces_path();
                 let (prefix, stripped) = match raw
                     .strip_suffix(&super::manifests::stripped_suffix())
                 {
+                    None if traces => {
+                        if rewrite != Some("/$1") || annotation("use-regex") != Some("true") {
+                            problems.push(format!(
+                                "{}: the trace look-ups need use-regex and rewrite-target /$1",
+                                id(ingress)
+                            ));
+                        }
+                        (platform::gateway::TRACES_PREFIX.to_owned(), true)
+                    }
                     Some(prefix) => {
                         if rewrite != Some("/$2") || annotation("use-regex") != Some("true") {
                             problems.push(format!(

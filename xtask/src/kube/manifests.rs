@@ -436,6 +436,7 @@ fn ingresses() -> Vec<Value> {
             service.port,
         ));
     }
+    objects.push(traces_ingress());
     objects.push(ingress(
         gateway::GUI_NAME,
         "gui",
@@ -446,6 +447,48 @@ fn ingresses() -> Vec<Value> {
         gateway::GUI_PORT,
     ));
     objects
+}
+
+/// The path regex of the trace look-ups: the prefix, then the look-up as the capture group
+/// that reaches Jaeger (`rewrite-target: /$1`).
+pub fn traces_path() -> String {
+    format!(
+        "{}/({})$",
+        gateway::TRACES_PREFIX,
+        gateway::TRACES_LOOKUP.trim_start_matches('/')
+    )
+}
+
+/// The read-only trace look-ups (`/traces/api/traces/{id}`) to Jaeger's query port, the
+/// prefix stripped; nothing else of Jaeger is routed, so the rest of the prefix gets the
+/// ingress's 404. ingress-nginx has no method filter without snippet annotations (off by
+/// default): the path is read-only by itself, as Jaeger serves it for GET only.
+fn traces_ingress() -> Value {
+    let name = "traces";
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "labels": labels(name, "tracing"),
+            "annotations": {
+                "nginx.ingress.kubernetes.io/use-regex": "true",
+                "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
+                "nginx.ingress.kubernetes.io/x-forwarded-prefix": gateway::TRACES_PREFIX,
+            },
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{ "http": { "paths": [{
+                "path": traces_path(),
+                "pathType": "ImplementationSpecific",
+                "backend": { "service": {
+                    "name": JAEGER,
+                    "port": { "number": observability::JAEGER_QUERY_PORT },
+                } },
+            }]}}],
+        },
+    })
 }
 
 /// The names of the project's images: the four services and the GUI's server.

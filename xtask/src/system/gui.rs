@@ -84,6 +84,14 @@ pub fn browser_tests(gateway: &str) -> Result<Command> {
             format!("{} service start notifier", xtask.display()),
         )
         .env(
+            "CQRS_JAEGER_STOP",
+            format!("{} service stop {}", xtask.display(), super::JAEGER),
+        )
+        .env(
+            "CQRS_JAEGER_START",
+            format!("{} service start {}", xtask.display(), super::JAEGER),
+        )
+        .env(
             "CQRS_SCREENSHOTS",
             paths::root().join("target/gui-screenshots"),
         );

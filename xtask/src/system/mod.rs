@@ -136,12 +136,25 @@ pub enum Action {
     Restart,
 }
 
-/// `cargo xtask service start|stop|restart NAME`: one service of the running system
-/// (the browser test restarts the notifier with it).
+/// The name `cargo xtask service` knows the local Jaeger by.
+pub const JAEGER: &str = "jaeger";
+
+/// `cargo xtask service start|stop|restart NAME`: one service of the running system, or
+/// its Jaeger (the browser test restarts the notifier with it, and stops Jaeger to see
+/// what the trace view says then).
 pub fn service(action: Action, name: &str) -> Result<()> {
+    if name == JAEGER {
+        if matches!(action, Action::Stop | Action::Restart) {
+            traces::stop()?;
+        }
+        if matches!(action, Action::Start | Action::Restart) {
+            traces::start()?;
+        }
+        return Ok(());
+    }
     let Some(service) = platform::service(name) else {
         anyhow::bail!(
-            "no service named {name}: use one of {}",
+            "no service named {name}: use one of {}, or {JAEGER}",
             SERVICES
                 .iter()
                 .map(|s| s.name)
