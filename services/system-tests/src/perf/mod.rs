@@ -589,7 +589,7 @@ async fn telemetry_overhead(
 /// P3: the persister draining a backlog into a fresh keyspace, against prepared inserts
 /// at concurrency 64 into the same table.
 async fn catch_up(layout: &Layout, sizes: Sizes, report: &mut Report) -> Result<()> {
-    let world = world::World::create("perf-backlog", layout).await?;
+    let world = world::World::create("perfbacklog", layout).await?;
     let outcome = catch_up_in(&world, sizes, report).await;
     world.remove(&[]).await?;
     outcome
