@@ -27,6 +27,7 @@ use crate::internal_events::{
     At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, DuplicateSkipped, EventApplied,
     OffsetNotStored, WriteFailed,
 };
+use crate::positions::AppliedPositions;
 
 /// Whether a record was dealt with, the loop was told to stop first, or the topic is no
 /// longer the one the read model was built from.
@@ -50,6 +51,8 @@ pub struct Projection {
     pub group: String,
     pub guard: OrderingGuard,
     pub health: std::sync::Arc<Health>,
+    /// Where each record dealt with is noted, for readers waiting on a position.
+    pub positions: AppliedPositions,
 }
 
 impl std::fmt::Debug for Projection {
@@ -128,6 +131,8 @@ impl Projection {
                 }
             }
             self.health.done();
+            self.positions
+                .advance(message.partition(), message.offset());
             // Stored here, committed by the next auto-commit or at shutdown: an offset is
             // never committed before its record was applied or dead-lettered.
             if let Err(error) = consumer.store_offset_from_message(&message) {
