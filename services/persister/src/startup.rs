@@ -145,6 +145,7 @@ impl Application {
         let positions_done = CancellationToken::new();
         let positions = tokio::spawn(self.projection.positions.clone().write_until(
             self.projection.store.clone(),
+            Arc::clone(&self.projection.consumer),
             self.positions_flush,
             positions_done.clone(),
         ));

@@ -93,3 +93,41 @@ async fn positions_reach_the_last_record_of_each_partition_and_never_go_back() {
         .unwrap();
     assert_eq!(applied(&keyspace).await[&poison_partition], poison + 5);
 }
+
+/// A partition that gets no new record after a restart is still recorded, from the
+/// group's committed offsets: a token from before the restart must not wait in vain.
+#[tokio::test]
+async fn idle_partitions_are_recorded_from_the_committed_offsets_after_a_restart() {
+    let infra = testkit::infra();
+    let (topic, dlq, keyspace) = (
+        infra.topic(3).await,
+        infra.topic(1).await,
+        infra.keyspace().await,
+    );
+    for n in 0..9 {
+        publish(&topic, &create(Uuid::new_v4(), "A", &format!("t{n}"))).await;
+    }
+    let first = spawn_persister(&topic, &dlq, &keyspace).await;
+    let group = first.group.clone();
+    wait_until_committed(&topic, &group).await;
+    first.stop().await;
+    // As if the table had just been added (or lost its rows): nothing recorded.
+    keyspace
+        .session
+        .query_unpaged(
+            format!("TRUNCATE {}.applied_positions", keyspace.name()),
+            (),
+        )
+        .await
+        .unwrap();
+    assert!(applied(&keyspace).await.is_empty());
+
+    let _second = spawn_persister(&topic, &dlq, &keyspace).await;
+    let last = last_offsets(&topic).await;
+    testkit::eventually(
+        "positions from the committed offsets",
+        Duration::from_secs(30),
+        || async { (applied(&keyspace).await == last).then_some(()) },
+    )
+    .await;
+}
