@@ -3,7 +3,9 @@
 //!
 //! - latency through the gateway (create, create to readable, create to notified) against
 //!   the gateway's own `/producer/healthz`;
-//! - the notifier's resident memory per idle stream, against its memory with none.
+//! - the notifier's resident memory per idle stream, against its memory with none;
+//! - the persister's drain rate with the applied positions (read-your-writes) written
+//!   every 10 ms, against the same with them written once an hour.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -50,6 +52,19 @@ pub fn run(args: &Args) -> Result<()> {
     cmd::run(measure().args(["latency", "--count", &args.count.to_string()]))?;
 
     telemetry_overhead(args.throughput_count)?;
+
+    eprintln!("\n== persister drain rate, applied positions recorded or not");
+    // A plain `main` (services/persister/benches/positions.rs), built like the tests.
+    cmd::run(Command::new("cargo").args([
+        "test",
+        "--package",
+        "persister",
+        "--bench",
+        "positions",
+        "--",
+        "2000",
+        "4",
+    ]))?;
 
     eprintln!("\n== notifier memory with {} idle streams", args.clients);
     let pid = system::notifier_pid()?.context("the notifier is not running")?;

@@ -5,5 +5,6 @@ mod api;
 mod dashboards;
 mod limits;
 mod metrics;
+mod read_your_writes;
 mod scenario;
 mod traces;
