@@ -2,7 +2,8 @@
 //! baseline measured in the same run on the same servers (the machines are shared and
 //! noisy, so only ratios compare across runs). The measuring is done by the `perf`
 //! program (services/system-tests/src/perf); this module builds it and the services in
-//! release mode, measures P8 (`cargo xtask up`, warm) itself, and runs it.
+//! release mode, measures P8 (`cargo xtask up`, warm) itself, and runs it; then the
+//! persister's positions bench (the cost of read-your-writes on the write path).
 
 use std::process::Command;
 use std::time::Instant;
@@ -40,6 +41,20 @@ pub fn run(args: &Args) -> Result<()> {
         perf.args(["--up-seconds", &format!("{seconds:.1}")]);
     }
     cmd::run(&mut perf).context("the bench failed")?;
+    // The cost of read-your-writes on the write path: the persister's drain rate with
+    // the applied positions written every 10 ms against once an hour, alternating rounds
+    // (services/persister/benches/positions.rs, a plain `main`).
+    eprintln!("\n== persister drain rate, applied positions recorded or not");
+    cmd::run(Command::new("cargo").current_dir(paths::root()).args([
+        "bench",
+        "--package",
+        "persister",
+        "--bench",
+        "positions",
+        "--",
+        "2000",
+        "4",
+    ]))?;
     eprintln!(
         "\nThe figures are in {}; start the system again with `cargo xtask up`.",
         paths::display(&out_dir().join("results.md"))

@@ -5,6 +5,7 @@ mod api;
 mod dashboards;
 mod limits;
 mod metrics;
+mod read_your_writes;
 mod replicas;
 mod scenario;
 mod traces;

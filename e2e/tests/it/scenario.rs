@@ -1,10 +1,12 @@
 //! The seed's scenario through the gateway: listen, then create, read, update, read,
 //! delete and read again, receiving each event on the stream. Other traffic may share the
-//! deployment, so the stream is searched for this document's events.
+//! deployment, so the stream is searched for this document's events. Each read sends the
+//! `Document-Position` of the command before it, so it sees that command at once: no
+//! polling, no sleep (the seed's scenario slept a second before each read).
 
 use std::time::{Duration, Instant};
 
-use events::{Event, EventType, mime};
+use events::{Event, EventType, mime, position};
 use testkit::sse::SseClient;
 use uuid::Uuid;
 
@@ -29,6 +31,39 @@ async fn receive(stream: &mut SseClient, kind: EventType, document: Uuid) -> (Ev
     }
 }
 
+/// The `Document-Position` a 2xx command answer names.
+fn position_of(response: &reqwest::Response) -> String {
+    let value = response
+        .headers()
+        .get(position::HEADER)
+        .expect("a 2xx command names its Document-Position")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    events::Position::parse(&value).expect("a well-formed position");
+    value
+}
+
+/// Reads `id` at `at`: the document, or `None` for 404 (any other status fails).
+async fn read_at(
+    client: &reqwest::Client,
+    base: &str,
+    id: Uuid,
+    at: &str,
+) -> Option<events::Document> {
+    let response = client
+        .get(format!("{base}/reader/documents/{id}"))
+        .header(position::HEADER, at)
+        .send()
+        .await
+        .unwrap();
+    match response.status().as_u16() {
+        200 => Some(response.json().await.unwrap()),
+        404 => None,
+        other => panic!("read of {id} at {at}: {other}"),
+    }
+}
+
 #[tokio::test]
 async fn create_update_delete_with_notifications() {
     let client = testkit::http();
@@ -40,47 +75,59 @@ async fn create_update_delete_with_notifications() {
     let opening = stream.next_frame(DEADLINE).await.expect("opening frame");
     assert!(opening.retry.is_some(), "a retry hint on connect");
 
-    let api = testkit::Api::new(&format!("{base}/producer"), &format!("{base}/reader"));
-
-    // Create: 201 with the id, then its CREATE event.
-    let id = api
-        .create(r#"{"author":"Author1", "text":"Some Text"}"#)
-        .await;
+    // Create: 201 with the id and its position, then its CREATE event.
+    let created = client
+        .post(format!("{base}/producer/documents"))
+        .header("content-type", mime::CREATE_DOCUMENT)
+        .body(r#"{"author":"Author1", "text":"Some Text"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let at = position_of(&created);
+    let id = created.json::<events::DocumentId>().await.unwrap().id;
     let (event, _) = receive(&mut stream, EventType::Create, id).await;
     assert_eq!(event.payload.author.as_deref(), Some("Author1"));
     assert_eq!(event.header.trace_id.len(), 32);
 
-    // Read it: the persister may still be applying it, so poll with a deadline.
-    let document = testkit::eventually("the document to be readable", DEADLINE, || {
-        api.read_document(id)
-    })
-    .await;
+    // Read it at the create's position: there at once.
+    let document = read_at(&client, &base, id, &at)
+        .await
+        .expect("the created document, read at its position");
     assert_eq!(document.text.as_deref(), Some("Some Text"));
 
     // Update the author only, then its UPDATE event; the text stays.
-    api.update(&format!(r#"{{"id":"{id}","author":"Author2"}}"#))
-        .await;
+    let updated = client
+        .put(format!("{base}/producer/documents"))
+        .header("content-type", mime::UPDATE_DOCUMENT)
+        .body(format!(r#"{{"id":"{id}","author":"Author2"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    let at = position_of(&updated);
     let (event, _) = receive(&mut stream, EventType::Update, id).await;
     assert_eq!(event.payload.author.as_deref(), Some("Author2"));
     assert_eq!(
         event.payload.text, None,
         "an update carries only what changed"
     );
-    let document = testkit::eventually("the update to be readable", DEADLINE, || async {
-        api.read_document(id)
-            .await
-            .filter(|d| d.author.as_deref() == Some("Author2"))
-    })
-    .await;
+    let document = read_at(&client, &base, id, &at)
+        .await
+        .expect("the updated document, read at its position");
+    assert_eq!(document.author.as_deref(), Some("Author2"));
     assert_eq!(document.text.as_deref(), Some("Some Text"));
 
-    // Delete: 204, its DELETE event, then 404.
-    api.delete(id).await;
+    // Delete: 204, its DELETE event, then 404 at its position.
+    let deleted = client
+        .delete(format!("{base}/producer/documents/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let at = position_of(&deleted);
     let (_, last_id) = receive(&mut stream, EventType::Delete, id).await;
-    testkit::eventually("the document to be gone", DEADLINE, || async {
-        api.read(id).await.filter(Option::is_none)
-    })
-    .await;
+    assert_eq!(read_at(&client, &base, id, &at).await, None);
 
     // Resuming from the DELETE's id through the gateway starts after it.
     drop(stream);

@@ -4,12 +4,14 @@
 
 pub mod idempotency;
 pub mod mime;
+pub mod position;
 mod problem;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use position::Position;
 pub use problem::{Problem, ProblemKind};
 
 /// The largest command body the API accepts; larger ones get 413.

@@ -24,6 +24,9 @@ pub enum ProblemKind {
     /// The command was handed to Kafka but not confirmed in time: it may or may not be
     /// stored. A retry with the same `Idempotency-Key` is safe and gets the same answer.
     OutcomeUnknown,
+    /// A read asked for a `Document-Position` the read model has not applied within the
+    /// reader's bound: the event is stored, the projection is behind; retry later.
+    NotCaughtUp,
     /// Too many concurrent streams.
     TooManyRequests,
     /// No route has this path.
@@ -46,6 +49,7 @@ impl ProblemKind {
             Self::IdempotencyKeyReused => 422,
             Self::Unavailable => 503,
             Self::OutcomeUnknown => 503,
+            Self::NotCaughtUp => 503,
             Self::TooManyRequests => 429,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -63,6 +67,7 @@ impl ProblemKind {
             Self::IdempotencyKeyReused => "idempotency-key-reused",
             Self::Unavailable => "unavailable",
             Self::OutcomeUnknown => "outcome-unknown",
+            Self::NotCaughtUp => "not-caught-up",
             Self::TooManyRequests => "too-many-requests",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
@@ -80,6 +85,7 @@ impl ProblemKind {
             Self::IdempotencyKeyReused => "Idempotency key reused",
             Self::Unavailable => "Service unavailable",
             Self::OutcomeUnknown => "Outcome unknown",
+            Self::NotCaughtUp => "Read model not caught up",
             Self::TooManyRequests => "Too many requests",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",

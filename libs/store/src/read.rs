@@ -1,5 +1,5 @@
-//! The read side of the read model, the only part of this crate the reader holds: one
-//! prepared SELECT and a probe. It runs no DDL and prepares no write, so the query side
+//! The read side of the read model, the only part of this crate the reader holds: two
+//! prepared SELECTs (a document; how far a partition was applied) and a probe. It runs no DDL and prepares no write, so the query side
 //! cannot change the table even by mistake.
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::{CassandraArgs, Keyspace, StoreError};
 pub struct DocumentReader {
     session: Arc<Session>,
     get: PreparedStatement,
+    applied: PreparedStatement,
 }
 
 impl DocumentReader {
@@ -30,12 +31,7 @@ impl DocumentReader {
     /// Prepares the query on an open session.
     pub async fn prepare(session: Arc<Session>, keyspace: &Keyspace) -> Result<Self, StoreError> {
         let ks = keyspace.name();
-        let get = crate::prepare(
-            &session,
-            format!("SELECT id, author, text FROM {ks}.documents WHERE id = ?"),
-        )
-        .await
-        .map_err(|error| match error {
+        let hint = |error: StoreError| match error {
             StoreError::Prepare { statement, reason } => StoreError::Prepare {
                 statement,
                 reason: format!(
@@ -44,8 +40,24 @@ impl DocumentReader {
                 ),
             },
             other => other,
-        })?;
-        Ok(Self { session, get })
+        };
+        let get = crate::prepare(
+            &session,
+            format!("SELECT id, author, text FROM {ks}.documents WHERE id = ?"),
+        )
+        .await
+        .map_err(hint)?;
+        let applied = crate::prepare(
+            &session,
+            format!("SELECT offset FROM {ks}.applied_positions WHERE partition = ?"),
+        )
+        .await
+        .map_err(hint)?;
+        Ok(Self {
+            session,
+            get,
+            applied,
+        })
     }
 
     /// The document with `id`, if it exists.
@@ -59,6 +71,30 @@ impl DocumentReader {
         )
         .await?;
         Ok(row.map(|(id, author, text)| Document { id, author, text }))
+    }
+
+    /// The offset up to which the persister applied `partition`, if it recorded one.
+    /// Not wrapped in a span, like its write: the reader polls it while requests wait.
+    pub async fn applied_offset(&self, partition: i32) -> Result<Option<i64>, StoreError> {
+        let what = || format!("applied position of partition {partition}");
+        let result = self
+            .session
+            .execute_unpaged(&self.applied, (partition,))
+            .await
+            .map_err(|source| StoreError::Execute {
+                statement: what(),
+                source: Box::new(source),
+            })?;
+        let decode = |reason: String| StoreError::Decode {
+            statement: what(),
+            reason,
+        };
+        let row = result
+            .into_rows_result()
+            .map_err(|e| decode(e.to_string()))?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(|e| decode(e.to_string()))?;
+        Ok(row.and_then(|(offset,)| offset))
     }
 
     /// Whether Cassandra answers a query now, as `/readyz` reports it.

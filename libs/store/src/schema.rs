@@ -89,12 +89,13 @@ mod tests {
     #[test]
     fn statements_are_filled_in_and_idempotent() {
         let statements = Keyspace::new("ks_test", 3).unwrap().statements();
-        assert_eq!(statements.len(), 4, "{statements:#?}");
+        assert_eq!(statements.len(), 5, "{statements:#?}");
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_test"));
         assert!(statements[0].contains("'replication_factor': 3"));
         assert!(statements[1].starts_with("CREATE TABLE IF NOT EXISTS ks_test.documents"));
         assert!(statements[2].starts_with("CREATE TABLE IF NOT EXISTS ks_test.applied_events"));
         assert!(statements[3].starts_with("CREATE TABLE IF NOT EXISTS ks_test.read_model_source"));
+        assert!(statements[4].starts_with("CREATE TABLE IF NOT EXISTS ks_test.applied_positions"));
         assert!(statements.iter().all(|s| !s.contains("${")));
     }
 }

@@ -15,6 +15,9 @@
 //! more partitions, restarts the offsets a document's writes carry. So the writer also
 //! keeps `read_model_source`, the topic's id and partition count, which the persister
 //! checks at start and while it runs.
+//!
+//! And it records how far each partition was applied (`applied_positions`), which the
+//! reader waits on for a read that carries a `Document-Position`.
 
 use std::sync::Arc;
 
@@ -36,6 +39,7 @@ pub struct DocumentWriter {
     remember: PreparedStatement,
     source: PreparedStatement,
     record_source: PreparedStatement,
+    record_position: PreparedStatement,
 }
 
 /// What a read model was built from: the topic's Kafka id and partition count.
@@ -106,8 +110,17 @@ impl DocumentWriter {
             ),
         )
         .await?;
+        let record_position = crate::prepare(
+            &session,
+            format!(
+                "INSERT INTO {ks}.applied_positions (partition, offset) VALUES (?, ?) \
+                 USING TIMESTAMP ?"
+            ),
+        )
+        .await?;
         Ok(Self {
             session,
+            record_position,
             upsert,
             delete,
             applied,
@@ -200,6 +213,23 @@ impl DocumentWriter {
             source: Box::new(source),
         })?;
         Ok(())
+    }
+
+    /// Records that every record of `partition` up to `offset` was dealt with. The write
+    /// carries the offset as its timestamp, so a late or repeated write of an older offset
+    /// (a rebalance, a retry) never moves the row back.
+    ///
+    /// Not wrapped in a span: it runs in the background, once per flush, outside any
+    /// command's trace, and would only add root traces of its own to Jaeger.
+    pub async fn record_position(&self, partition: i32, offset: i64) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.record_position, (partition, offset, offset))
+            .await
+            .map(drop)
+            .map_err(|source| StoreError::Execute {
+                statement: format!("record applied position {partition}:{offset}"),
+                source: Box::new(source),
+            })
     }
 
     /// Applies `event`, read at `offset` of its partition, to the table. Idempotent.

@@ -103,6 +103,8 @@ test("create, read, update and delete through the forms, each notified with its 
     const text = await response().textContent();
     return text.startsWith("200") && text.includes("Hello from Chromium");
   }, "the created document to be readable");
+  // The read sent the position of the create, so it could not miss it.
+  assert.match(await page.locator("#request").textContent(), /\?position=\d+%3A\d+/);
 
   await page.fill("#update-form input[name=author]", "Updated");
   await submit("#update-form");

@@ -31,7 +31,12 @@ const pipeline = new Pipeline(
 
 let shown = { request: "", response: "" };
 
+/** The Document-Position of the last command's answer: the read form sends it (as the
+ * `position` parameter, visible in the request shown), so a read shows at least that write. */
+let lastPosition: string | undefined;
+
 function show(exchange: Exchange): void {
+  lastPosition = exchange.response?.headers["document-position"] ?? lastPosition;
   pipeline.responseShown();
   shown = describe(exchange);
   $("#request").textContent = shown.request;
@@ -95,7 +100,8 @@ onSubmit("#create-form", async (form) => {
 
 onSubmit("#read-form", async (form) => {
   const { id = "" } = fields(form);
-  const exchange = await call(base, "GET", `reader/documents/${encodeURIComponent(id)}`);
+  const at = lastPosition ? `?position=${encodeURIComponent(lastPosition)}` : "";
+  const exchange = await call(base, "GET", `reader/documents/${encodeURIComponent(id)}${at}`);
   show(exchange);
   if (exchange.response) light(document, "read");
 });

@@ -7,6 +7,7 @@ pub mod defaults {
     pub const STUCK_AFTER_SECS: u64 = 60;
     pub const TOPIC_CHECK_SECS: u64 = 30;
     pub const LANES: usize = 32;
+    pub const POSITIONS_FLUSH_MS: u64 = 10;
 }
 
 /// Applies the events of Kafka to the Cassandra read model.
@@ -38,6 +39,11 @@ pub struct Config {
     /// the same lane); 1 applies one record at a time.
     #[arg(long, env = "PERSISTER_LANES", default_value_t = defaults::LANES)]
     pub lanes: usize,
+    /// Milliseconds between two writes of the applied positions the reader waits on for
+    /// a read with a Document-Position: a read waits up to this much longer, and the
+    /// persister writes at most one row per partition per interval.
+    #[arg(long, env = "PERSISTER_POSITIONS_FLUSH_MS", default_value_t = defaults::POSITIONS_FLUSH_MS)]
+    pub positions_flush_ms: u64,
     /// Whether the Kafka client also commits stored offsets by itself (every second, and
     /// when it closes). Always on in service, and no flag changes it: tests turn it off to
     /// see what the synchronous commit at shutdown does alone.
@@ -63,12 +69,17 @@ impl Config {
             stuck_after_secs: defaults::STUCK_AFTER_SECS,
             topic_check_secs: defaults::TOPIC_CHECK_SECS,
             lanes: defaults::LANES,
+            positions_flush_ms: defaults::POSITIONS_FLUSH_MS,
             background_commits: true,
         }
     }
 
     pub fn stuck_after(&self) -> Duration {
         Duration::from_secs(self.stuck_after_secs)
+    }
+
+    pub fn positions_flush(&self) -> Duration {
+        Duration::from_millis(self.positions_flush_ms)
     }
 
     pub fn topic_check(&self) -> Duration {

@@ -35,6 +35,7 @@ use crate::internal_events::{
     At, CommittedAtShutdown, DeadLetterFailed, DeadLettered, DuplicateSkipped, EventApplied,
     OffsetNotStored, WriteFailed,
 };
+use crate::positions::AppliedPositions;
 
 /// Whether a record was dealt with, or the loop was told to stop first.
 #[derive(Debug)]
@@ -66,6 +67,8 @@ pub struct Projection {
     pub health: std::sync::Arc<Health>,
     /// Lanes applying records side by side (1: one record at a time).
     pub lanes: usize,
+    /// Where the read model stands is noted here, for readers waiting on a position.
+    pub positions: AppliedPositions,
 }
 
 /// What the dispatcher hands a lane: a record, its span, and what to do with it.
@@ -94,6 +97,9 @@ struct Lanes {
     dead_letters: DeadLetters,
     health: Arc<Health>,
     progress: Mutex<Progress>,
+    /// Where the read model stands, for readers waiting on a position: every record of a
+    /// partition below its stored offset is done.
+    positions: AppliedPositions,
 }
 
 /// Per partition, the records dispatched and not done yet, and the last dispatched: the
@@ -186,6 +192,7 @@ impl Projection {
             mut guard,
             health,
             lanes: count,
+            positions,
         } = self;
         let shared = Arc::new(Lanes {
             consumer: Arc::clone(&consumer),
@@ -193,6 +200,7 @@ impl Projection {
             dead_letters,
             health: Arc::clone(&health),
             progress: Mutex::new(Progress::default()),
+            positions,
         });
         let count = count.max(1);
         let mut senders = Vec::with_capacity(count);
@@ -457,6 +465,7 @@ impl Lanes {
             .and_then(|()| self.consumer.store_offsets(&offsets));
         // Stored under the lock, so that a lower offset never overwrites a higher one.
         drop(progress);
+        self.positions.advance(job.at.partition, next - 1);
         if let Err(error) = stored {
             // The partition was revoked meanwhile; its new owner applies the record
             // again, which is harmless (applying is idempotent).

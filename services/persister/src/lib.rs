@@ -9,6 +9,7 @@ pub mod guard;
 pub mod health;
 pub mod idempotent;
 mod internal_events;
+pub mod positions;
 pub mod startup;
 
 pub use configuration::Config;

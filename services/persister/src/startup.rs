@@ -18,12 +18,14 @@ use crate::consume::Projection;
 use crate::dead_letters::DeadLetters;
 use crate::guard::OrderingGuard;
 use crate::health::Health;
+use crate::positions::AppliedPositions;
 
 /// A persister ready to run.
 #[derive(Debug)]
 pub struct Application {
     shell: Shell,
     projection: Projection,
+    positions_flush: std::time::Duration,
 }
 
 impl Application {
@@ -82,6 +84,7 @@ impl Application {
         crate::internal_events::DeadLettered::register();
         crate::internal_events::DuplicateSkipped::register();
         let health = Arc::new(Health::new(&config.kafka.topic, config.stuck_after()));
+        let positions_flush = config.positions_flush();
         Ok(Self {
             shell,
             projection: Projection {
@@ -92,7 +95,9 @@ impl Application {
                 guard,
                 health,
                 lanes: config.lanes.max(1),
+                positions: AppliedPositions::default(),
             },
+            positions_flush,
         })
     }
 
@@ -137,7 +142,17 @@ impl Application {
                 }
             }
         });
+        // Its own token too: the last positions are written after the loop stopped.
+        let positions_done = CancellationToken::new();
+        let positions = tokio::spawn(self.projection.positions.clone().write_until(
+            self.projection.store.clone(),
+            Arc::clone(&self.projection.consumer),
+            self.positions_flush,
+            positions_done.clone(),
+        ));
         let stopped = self.projection.run(shutdown.clone()).await;
+        positions_done.cancel();
+        positions.await?;
         serving.cancel();
         http.await??;
         gauge.await?;

@@ -1,6 +1,10 @@
 //! The producer's HTTP API: create, update and delete, each answered only after Kafka
 //! confirmed the event. A command with an `Idempotency-Key` gets its ids from the key, so
 //! sending it again yields the same answer and the same event, which consumers apply once.
+//!
+//! Every 2xx names where its event was stored in a `Document-Position: <partition>:<offset>`
+//! header (from Kafka's delivery report), which a read sends back to see at least this
+//! write (`events::position`).
 
 use crate::internal_events::{EventNotConfirmed, EventPublished};
 use std::time::Duration;
@@ -14,7 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use bytes::Bytes;
 use events::idempotency::{self, IdempotencyKey, Request};
-use events::{CreateDocument, DocumentId, Event, ProblemKind, UpdateDocument, mime};
+use events::{
+    CreateDocument, DocumentId, Event, Position, ProblemKind, UpdateDocument, mime, position,
+};
 use uuid::Uuid;
 use web::ApiError;
 
@@ -89,7 +95,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
         content_type = "application/vnd.kafka-cqrs.create-document.1+json"),
     responses(
         (status = 201, description = "Created; the event is durably in Kafka",
-            headers(("Location" = String, description = "Where the reader serves it, through the gateway")),
+            headers(("Location" = String, description = "Where the reader serves it, through the gateway"),
+                ("Document-Position" = String, description = "Where the event was stored, <partition>:<offset> (e.g. 0:42); send it to the reader (Document-Position header or position query parameter) to read at least this write. A repeat with the same Idempotency-Key names the same position")),
             content_type = "application/vnd.kafka-cqrs.document-id.1+json", body = events::DocumentId),
         (status = 400, description = "Malformed JSON, or an Idempotency-Key that is not 1 to 255 visible ASCII characters",
             content_type = "application/problem+json", body = events::Problem),
@@ -116,7 +123,7 @@ async fn create(
         .as_ref()
         .map_or_else(Uuid::new_v4, IdempotencyKey::document_of_create);
     let event = Event::created(id, command, current_trace_id());
-    publish(&commands, event, key.as_ref(), &fingerprint).await?;
+    let stored = publish(&commands, event, key.as_ref(), &fingerprint).await?;
     let body = serde_json::to_vec(&DocumentId { id }).expect("an id always serialises");
     Ok((
         StatusCode::CREATED,
@@ -130,6 +137,7 @@ async fn create(
                 HeaderValue::from_str(&format!("/reader/documents/{id}"))
                     .expect("a UUID path is a valid header"),
             ),
+            position_header(stored),
         ],
         Body::from(body),
     )
@@ -147,7 +155,8 @@ async fn create(
     request_body(content = events::UpdateDocument,
         content_type = "application/vnd.kafka-cqrs.update-document.1+json"),
     responses(
-        (status = 200, description = "Updated; the event is durably in Kafka (empty body)"),
+        (status = 200, description = "Updated; the event is durably in Kafka (empty body)",
+            headers(("Document-Position" = String, description = "Where the event was stored, <partition>:<offset> (e.g. 0:42); send it to the reader (Document-Position header or position query parameter) to read at least this write. A repeat with the same Idempotency-Key names the same position"))),
         (status = 400, description = "Malformed JSON, or an Idempotency-Key that is not 1 to 255 visible ASCII characters",
             content_type = "application/problem+json", body = events::Problem),
         (status = 413, description = "A body over 64 KiB",
@@ -170,8 +179,8 @@ async fn update(
     let command: UpdateDocument = web::command_body(&headers, body, mime::UPDATE_DOCUMENT)?;
     let fingerprint = idempotency::fingerprint(Request::Update(&command));
     let event = Event::updated(command, current_trace_id());
-    publish(&commands, event, key.as_ref(), &fingerprint).await?;
-    Ok(StatusCode::OK.into_response())
+    let stored = publish(&commands, event, key.as_ref(), &fingerprint).await?;
+    Ok((StatusCode::OK, [position_header(stored)]).into_response())
 }
 
 /// Deletes a document.
@@ -184,7 +193,8 @@ async fn update(
             description = "Makes a retry safe: the same key and request yield one event and the same answer"),
     ),
     responses(
-        (status = 204, description = "Deleted; the event is durably in Kafka (empty body)"),
+        (status = 204, description = "Deleted; the event is durably in Kafka (empty body)",
+            headers(("Document-Position" = String, description = "Where the event was stored, <partition>:<offset> (e.g. 0:42); send it to the reader (Document-Position header or position query parameter) to read at least this write. A repeat with the same Idempotency-Key names the same position"))),
         (status = 400, description = "The id is not a UUID, or a bad Idempotency-Key",
             content_type = "application/problem+json", body = events::Problem),
         (status = 422, description = "An Idempotency-Key already used for another request",
@@ -203,18 +213,27 @@ async fn remove(
     let id = web::document_id(&id)?;
     let fingerprint = idempotency::fingerprint(Request::Delete(id));
     let event = Event::deleted(id, current_trace_id());
-    publish(&commands, event, key.as_ref(), &fingerprint).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let stored = publish(&commands, event, key.as_ref(), &fingerprint).await?;
+    Ok((StatusCode::NO_CONTENT, [position_header(stored)]).into_response())
+}
+
+/// The `Document-Position` header of a 2xx.
+fn position_header(stored: Position) -> (header::HeaderName, HeaderValue) {
+    (
+        header::HeaderName::from_static(position::HEADER),
+        HeaderValue::from_str(&stored.to_string()).expect("digits and a colon are a valid header"),
+    )
 }
 
 /// Publishes `event`; with a key, under the event id the key derives, after checking that
-/// the key was not sent with another request.
+/// the key was not sent with another request. Returns the position to answer: where it
+/// was stored, or for a repeat of a keyed command, where its first send was.
 async fn publish(
     commands: &Commands,
     event: Event,
     key: Option<&IdempotencyKey>,
     fingerprint: &str,
-) -> Result<(), ApiError> {
+) -> Result<Position, ApiError> {
     let event = match key {
         None => event,
         Some(key) => {
@@ -234,7 +253,10 @@ async fn publish(
                 offset,
             }
             .emit();
-            Ok(())
+            let stored = Position::new(partition, offset);
+            Ok(key.map_or(stored, |key| {
+                commands.keys.confirmed(key, fingerprint, stored)
+            }))
         }
         Err(error) => {
             EventNotConfirmed {

@@ -2,6 +2,7 @@
 //! persister keeps in Cassandra, and never writes.
 
 pub mod configuration;
+pub mod positions;
 pub mod routes;
 pub mod startup;
 

@@ -1,25 +1,45 @@
 //! `GET /documents/{id}`: the document as JSON, 404 with an empty body when there is
 //! none, 503 when Cassandra does not answer, 500 when a stored row cannot be decoded.
+//!
+//! A read that names a `Document-Position` (header, or `?position=` for clients that
+//! cannot set headers) is answered only once the persister applied that position, or 503
+//! with Retry-After when it did not within the bound (`crate::positions`).
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use events::{ProblemKind, mime};
+use events::{Position, ProblemKind, mime, position};
 use store::{DocumentReader, StoreError};
 use uuid::Uuid;
 use web::ApiError;
 
+use crate::positions::{NotCaughtUp, Positions};
+
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-pub fn router(store: DocumentReader) -> Router {
+/// What the handler shares.
+#[derive(Debug, Clone)]
+pub struct Reads {
+    pub store: DocumentReader,
+    pub positions: Positions,
+}
+
+/// The query parameters of a read; others are ignored, as before.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReadQuery {
+    position: Option<String>,
+}
+
+pub fn router(store: DocumentReader, positions: Positions) -> Router {
     Router::new()
         .route("/documents/{id}", get(read))
-        .with_state(store)
+        .with_state(Reads { store, positions })
         .merge(web::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()))
 }
 
@@ -41,26 +61,44 @@ pub struct ApiDoc;
 #[utoipa::path(
     get,
     path = "/documents/{id}",
-    params(("id" = Uuid, Path, description = "The document's id")),
+    params(
+        ("id" = Uuid, Path, description = "The document's id"),
+        ("Document-Position" = Option<String>, Header,
+            description = "Read at least this write: the <partition>:<offset> a command's \
+                answer named in its Document-Position header. The answer waits until the \
+                read model has applied it (503 after the reader's bound, 5 s by default)"),
+        ("position" = Option<String>, Query,
+            description = "The same as the Document-Position header, for clients that \
+                cannot set headers (e.g. ?position=0:42); when both are sent they must agree"),
+    ),
     responses(
         (status = 200, description = "The document; null where a field is unset",
             content_type = "application/vnd.kafka-cqrs.document.1+json", body = events::Document),
-        (status = 400, description = "The id is not a UUID",
+        (status = 400, description = "The id is not a UUID, or a position is not <partition>:<offset>",
             content_type = "application/problem+json", body = events::Problem),
         (status = 404, description = "No such document (the body is empty, as the seed's)"),
         (status = 500, description = "A stored row cannot be read: our fault, logged under the trace id the detail names",
             content_type = "application/problem+json", body = events::Problem),
-        (status = 503, description = "Cassandra did not answer in time; try again after Retry-After",
+        (status = 503, description = "Cassandra did not answer in time, or (type not-caught-up) the read model has not applied the requested position within the bound; try again after Retry-After",
             headers(("Retry-After" = u32, description = "Seconds to wait")),
             content_type = "application/problem+json", body = events::Problem),
     )
 )]
 async fn read(
-    State(store): State<DocumentReader>,
+    State(reads): State<Reads>,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let id = web::document_id(&id)?;
-    match store.get(id).await {
+    if let Some(position) = requested_position(&headers, query)? {
+        reads
+            .positions
+            .wait_for(position)
+            .await
+            .map_err(|behind| not_caught_up(position, &behind, reads.positions.bound()))?;
+    }
+    match reads.store.get(id).await {
         Ok(Some(document)) => Ok((
             StatusCode::OK,
             [(
@@ -73,6 +111,63 @@ async fn read(
         Ok(None) => Ok(StatusCode::NOT_FOUND.into_response()),
         Err(error) => Err(read_failed(&error, id)),
     }
+}
+
+/// The position a read asks for, from its header or its query (400 when malformed, when
+/// sent twice, or when the two disagree).
+fn requested_position(
+    headers: &HeaderMap,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> Result<Option<Position>, ApiError> {
+    let invalid = |detail: String| ApiError::new(ProblemKind::InvalidParameter, detail);
+    let mut values = headers.get_all(position::HEADER).iter();
+    let from_header = match (values.next(), values.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "send one Document-Position header, not several".to_owned(),
+            ));
+        }
+        (Some(value), None) => {
+            let text = value.to_str().map_err(|_| {
+                invalid("the Document-Position header must be visible ASCII".to_owned())
+            })?;
+            Some(
+                Position::parse(text)
+                    .map_err(|e| invalid(format!("Document-Position header: {e}")))?,
+            )
+        }
+    };
+    let Query(query) = query
+        .map_err(|rejection| invalid(format!("the query string cannot be read: {rejection}")))?;
+    let from_query = query
+        .position
+        .map(|text| Position::parse(&text).map_err(|e| invalid(format!("position parameter: {e}"))))
+        .transpose()?;
+    match (from_header, from_query) {
+        (Some(a), Some(b)) if a != b => Err(invalid(format!(
+            "the Document-Position header ({a}) and the position parameter ({b}) disagree; send one"
+        ))),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// The 503 of a read whose position was not applied within the bound.
+fn not_caught_up(position: Position, behind: &NotCaughtUp, bound: Duration) -> ApiError {
+    let applied = behind.applied.map_or_else(
+        || "nothing recorded yet".to_owned(),
+        |offset| format!("offset {offset}"),
+    );
+    ApiError::retry_later(
+        ProblemKind::NotCaughtUp,
+        format!(
+            "the read model has not caught up with position {position} yet (partition {} is \
+             applied up to {applied}) after waiting {} ms; the write is stored, try again later",
+            position.partition,
+            bound.as_millis()
+        ),
+        RETRY_AFTER,
+    )
 }
 
 /// A failed read, answered without the driver's words: they are logged with the trace id,

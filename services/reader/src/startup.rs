@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use web::Shell;
 
 use crate::Config;
+use crate::positions::Positions;
 use crate::routes;
 
 /// A reader ready to serve.
@@ -14,6 +15,7 @@ use crate::routes;
 pub struct Application {
     shell: Shell,
     store: DocumentReader,
+    config: Config,
 }
 
 impl Application {
@@ -22,7 +24,11 @@ impl Application {
         let store = DocumentReader::open(&config.cassandra)
             .await
             .context("cannot open the read model in Cassandra")?;
-        Ok(Self { shell, store })
+        Ok(Self {
+            shell,
+            store,
+            config,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -36,8 +42,14 @@ impl Application {
             let store = store.clone();
             async move { store.ping().await }
         });
+        let positions = Positions::start(
+            self.store.clone(),
+            self.config.position_poll(),
+            self.config.position_wait(),
+            shutdown.child_token(),
+        );
         self.shell
-            .serve(routes::router(self.store), ready, shutdown)
+            .serve(routes::router(self.store, positions), ready, shutdown)
             .await?;
         tracing::info!("reader stopped");
         Ok(())

@@ -63,6 +63,7 @@ fn problem_bodies() {
         ProblemKind::IdempotencyKeyReused,
         ProblemKind::Unavailable,
         ProblemKind::OutcomeUnknown,
+        ProblemKind::NotCaughtUp,
         ProblemKind::TooManyRequests,
         ProblemKind::Internal,
     ];

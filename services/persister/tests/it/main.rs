@@ -5,4 +5,5 @@ mod common;
 mod idempotent;
 mod ordering;
 mod outage;
+mod positions;
 mod projection;

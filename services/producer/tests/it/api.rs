@@ -1,7 +1,7 @@
 //! The producer against the real Kafka: each command becomes one confirmed event, and bad
 //! input gets the contract's problem and publishes nothing.
 
-use events::{Event, EventType, mime};
+use events::{Event, EventType, Position, mime};
 use rdkafka::Message;
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -22,6 +22,15 @@ async fn post(
         .expect("request")
 }
 
+/// The `Document-Position` of a 2xx, which every one must carry.
+pub fn position_of(response: &reqwest::Response) -> Position {
+    let value = response
+        .headers()
+        .get(events::position::HEADER)
+        .expect("a 2xx names its Document-Position");
+    Position::parse(value.to_str().unwrap()).expect("a well-formed position")
+}
+
 #[tokio::test]
 async fn create_answers_201_after_the_event_is_in_kafka() {
     let app = spawn_app().await;
@@ -35,6 +44,7 @@ async fn create_answers_201_after_the_event_is_in_kafka() {
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()["content-type"], mime::DOCUMENT_ID);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let position = position_of(&response);
     let body: serde_json::Value = response.json().await.unwrap();
     let id: Uuid = body["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(id.get_version_num(), 4);
@@ -51,6 +61,11 @@ async fn create_answers_201_after_the_event_is_in_kafka() {
     );
     let records = testkit::read_records(&app.topic.name, 1).await;
     let record = &records[0];
+    assert_eq!(
+        position,
+        Position::new(record.partition(), record.offset()),
+        "Document-Position names where the event was stored"
+    );
     assert_eq!(record.key(), Some(id.to_string().as_bytes()));
     assert_eq!(
         testkit::header(record, "content-type").as_deref(),
@@ -82,12 +97,14 @@ async fn update_and_delete_publish_their_events_in_order() {
         .unwrap();
     assert_eq!(update.status(), StatusCode::OK);
     assert_eq!(update.headers()["content-length"], "0");
+    let updated = position_of(&update);
     let delete = client
         .delete(format!("{}/documents/{id}", app.address))
         .send()
         .await
         .unwrap();
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    let deleted = position_of(&delete);
 
     // Both answers were 2xx, so both events are already in the topic.
     let end = testkit::end_offsets(&app.topic.name).await;
@@ -103,6 +120,11 @@ async fn update_and_delete_publish_their_events_in_order() {
         .collect();
     // Same key, so same partition, so this order.
     assert_eq!(records[0].partition(), records[1].partition());
+    assert_eq!(
+        [updated, deleted],
+        [0, 1].map(|i| Position::new(records[i].partition(), records[i].offset())),
+        "each answer names its own event's position"
+    );
     assert_eq!(events[0].header.kind, EventType::Update);
     assert_eq!(events[0].payload.author.as_deref(), Some("Author2"));
     assert_eq!(events[0].payload.text, None);

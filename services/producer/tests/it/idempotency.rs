@@ -8,6 +8,7 @@ use rdkafka::Message;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
+use crate::api::position_of;
 use crate::{TestApp, spawn_app};
 
 /// A fresh key, unique to the test run.
@@ -53,6 +54,7 @@ async fn the_same_key_and_request_get_the_same_answer_and_the_same_event() {
     let first = create(&app, Some(&key), body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let location = first.headers()["location"].clone();
+    let first_position = position_of(&first);
     let first: serde_json::Value = first.json().await.unwrap();
     // The same request, spelt differently: the same command.
     let again = create(
@@ -63,6 +65,11 @@ async fn the_same_key_and_request_get_the_same_answer_and_the_same_event() {
     .await;
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["location"], location);
+    assert_eq!(
+        position_of(&again),
+        first_position,
+        "a repeat names the position of the first send"
+    );
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(first, again, "the same body: the same id");
 
@@ -73,6 +80,11 @@ async fn the_same_key_and_request_get_the_same_answer_and_the_same_event() {
     // event: the same event id, which consumers apply once.
     let records = published(&app).await;
     assert_eq!(records.len(), 2);
+    let stored = testkit::read_records(&app.topic.name, 1).await;
+    assert_eq!(
+        first_position,
+        events::Position::new(stored[0].partition(), stored[0].offset())
+    );
     for (event, record_key, fingerprint) in &records {
         assert_eq!(event.payload.id, id);
         assert_eq!(
@@ -117,6 +129,7 @@ async fn update_and_delete_with_a_key_answer_the_same_and_publish_one_event_id()
     let client = testkit::http();
     let id = Uuid::new_v4();
     let (put_key, delete_key) = (new_key(), new_key());
+    let mut positions = Vec::new();
     for _ in 0..2 {
         let update = client
             .put(format!("{}/documents", app.address))
@@ -127,6 +140,7 @@ async fn update_and_delete_with_a_key_answer_the_same_and_publish_one_event_id()
             .await
             .unwrap();
         assert_eq!(update.status(), StatusCode::OK);
+        positions.push(position_of(&update));
     }
     for _ in 0..2 {
         let delete = client
@@ -136,7 +150,17 @@ async fn update_and_delete_with_a_key_answer_the_same_and_publish_one_event_id()
             .await
             .unwrap();
         assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+        positions.push(position_of(&delete));
     }
+    assert_eq!(
+        positions[0], positions[1],
+        "a repeated update: one position"
+    );
+    assert_eq!(
+        positions[2], positions[3],
+        "a repeated delete: one position"
+    );
+    assert!(positions[2].offset > positions[0].offset);
     let records = published(&app).await;
     let ids: Vec<(EventType, Uuid)> = records
         .iter()

@@ -161,6 +161,9 @@ async fn an_undecodable_row_is_500_without_internal_words() {
              {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
         ),
         format!("CREATE TABLE {keyspace}.documents (id uuid PRIMARY KEY, author int, text text)"),
+        format!(
+            "CREATE TABLE {keyspace}.applied_positions (partition int PRIMARY KEY, offset bigint)"
+        ),
     ] {
         session.query_unpaged(statement, ()).await.unwrap();
     }

@@ -4,3 +4,4 @@
 mod api;
 mod openapi;
 mod outage;
+mod positions;

@@ -2,4 +2,5 @@
 //! receiver of `system_tests::receiver`).
 
 mod pipeline;
+mod read_your_writes;
 mod trace;
