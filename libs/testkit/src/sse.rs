@@ -63,15 +63,19 @@ impl SseClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await?;
-        Ok(Self {
+        Ok(Self::from_response(request.send().await?))
+    }
+
+    /// A stream from a response the caller requested itself (other headers, say).
+    pub fn from_response(response: reqwest::Response) -> Self {
+        Self {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
             transcript: String::new(),
             keep_transcript: true,
-        })
+        }
     }
 
     /// The next frame, `None` when the stream ended; panics after `timeout`.

@@ -77,6 +77,7 @@ pub struct ApiDoc;
 struct ListenQuery {
     last_event_id: Option<String>,
     document_id: Option<String>,
+    position: Option<String>,
 }
 
 /// Listens to document events.
@@ -93,11 +94,17 @@ struct ListenQuery {
             description = "Resume after this event's id, for clients that cannot set Last-Event-ID"),
         ("Last-Event-ID" = Option<String>, Header,
             description = "Resume after this event's id (wins over lastEventId)"),
+        ("position" = Option<String>, Query,
+            description = "Start right after this command's Document-Position (partition:offset): \
+                its partition from there, the others live; for clients that cannot set headers"),
+        ("Document-Position" = Option<String>, Header,
+            description = "Start right after this command's Document-Position (wins over position); \
+                a resume token (Last-Event-ID) wins over both"),
     ),
     responses(
         (status = 200, description = "The event stream",
             content_type = "text/event-stream;charset=UTF-8", body = String),
-        (status = 400, description = "documentId is not a UUID, or the resume token is malformed",
+        (status = 400, description = "documentId is not a UUID, the resume token is malformed, or the Document-Position is malformed or names no partition of the topic",
             content_type = "application/problem+json", body = events::Problem),
         (status = 429, description = "The notifier serves the most streams it may",
             content_type = "application/problem+json", body = events::Problem),
@@ -157,6 +164,14 @@ async fn listen(
             ));
         }
     };
+    // A command's Document-Position (read-your-writes): the stream starts right after
+    // that event in its partition, and live in the others. A resume token wins: it is
+    // what the browser sends when it reconnects to the same URL.
+    let after = if requested.is_none() {
+        document_position(&headers, query.position.as_deref(), partitions)?
+    } else {
+        None
+    };
     if tokio::time::timeout(CATCH_UP_WAIT, streams.hub.wait_caught_up())
         .await
         .is_err()
@@ -166,6 +181,17 @@ async fn listen(
             Duration::from_secs(2),
         ));
     }
+    let requested = requested.or_else(|| {
+        after.map(|after| {
+            let mut start = Position::new(
+                (0..partitions)
+                    .map(|p| streams.hub.next_offset(p))
+                    .collect(),
+            );
+            start.set(after.partition as usize, after.offset + 1);
+            start
+        })
+    });
     if let Some(requested) = requested.as_ref() {
         catch_up_to(&streams, requested).await?;
     }
@@ -282,6 +308,33 @@ async fn listen(
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// The `Document-Position` of the request (header, else the `position` parameter), checked
+/// against the topic's partitions.
+fn document_position(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    partitions: usize,
+) -> Result<Option<events::position::Position>, ApiError> {
+    let header = headers
+        .get(events::position::HEADER)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}").to_owned());
+    let Some(text) = header.as_deref().or(query).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let position = events::position::Position::parse(text)
+        .map_err(|error| ApiError::new(ProblemKind::InvalidParameter, error.to_string()))?;
+    if usize::try_from(position.partition).map_or(true, |p| p >= partitions) {
+        return Err(ApiError::new(
+            ProblemKind::InvalidParameter,
+            format!(
+                "Document-Position {text} names partition {}, which this topic ({partitions} partitions) does not have",
+                position.partition
+            ),
+        ));
+    }
+    Ok(Some(position))
 }
 
 /// Waits, for a bounded time, until this notifier has read up to `requested`, where Kafka

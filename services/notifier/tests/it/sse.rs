@@ -253,6 +253,86 @@ async fn a_token_ahead_of_this_notifier_but_in_the_topic_waits_instead_of_resett
     assert_eq!(parse(&[next]), vec![after]);
 }
 
+/// A command's Document-Position starts the stream right after that event in its
+/// partition (what the client wrote is already in its read; what came after is not), and
+/// live in the other partitions.
+#[tokio::test]
+async fn a_document_position_starts_the_stream_right_after_that_event() {
+    let topic = testkit::infra().topic(3).await;
+    let app = spawn_notifier(&topic).await;
+    let (mine, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = event(mine, "first");
+    let (partition, offset) = testkit::produce(
+        &topic.name,
+        &first.key(),
+        &first.to_json(),
+        Some(mime::EVENT),
+    )
+    .await;
+    let after: Vec<Event> = vec![event(mine, "second"), event(mine, "third")];
+    for e in &after {
+        publish(&topic, e).await;
+    }
+    // Another document's earlier event (it may share the partition, then it is after
+    // the position and delivered; otherwise the stream is live there and it is not).
+    let earlier_other = event(other, "earlier");
+    let (other_partition, _) = testkit::produce(
+        &topic.name,
+        &earlier_other.key(),
+        &earlier_other.to_json(),
+        Some(mime::EVENT),
+    )
+    .await;
+    for (how, request) in [
+        (
+            "header",
+            (Some(format!("{partition}:{offset}")), String::new()),
+        ),
+        ("query", (None, format!("?position={partition}:{offset}"))),
+    ] {
+        let url = format!("{}/documents{}", app.address, request.1);
+        let client = match &request.0 {
+            Some(position) => {
+                let response = testkit::http()
+                    .get(&url)
+                    .header("document-position", position)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{how}");
+                SseClient::from_response(response)
+            }
+            None => SseClient::connect(&url, None).await,
+        };
+        let mut client = client;
+        client.next_frame(WAIT).await.expect("an opening frame");
+        let mut expected = after.clone();
+        if other_partition == partition {
+            expected.push(earlier_other.clone());
+        }
+        let frames = client.events(expected.len(), WAIT).await;
+        assert_eq!(
+            parse(&frames),
+            expected,
+            "{how}: exactly what came after, in order"
+        );
+        let live = event(other, &format!("live-{how}"));
+        publish(&topic, &live).await;
+        let next = client.next_event(WAIT).await;
+        assert_eq!(parse(&[next]), vec![live], "{how}: then the live events");
+    }
+    // A position of a partition the topic does not have, or not a position: 400.
+    for bad in ["7:1", "x"] {
+        let response = testkit::http()
+            .get(format!("{}/documents?position={bad}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+    }
+}
+
 #[tokio::test]
 async fn a_position_older_than_memory_is_replayed_from_kafka() {
     let topic = testkit::infra().topic(1).await;
