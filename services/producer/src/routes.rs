@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use events::idempotency::{self, IdempotencyKey, Request};
 use events::{CreateDocument, DocumentId, Event, ProblemKind, UpdateDocument, mime};
 use uuid::Uuid;
-use web::ApiError;
+use web::{ApiError, DocumentIdPath};
 
 use crate::idempotency::RecentKeys;
 use crate::kafka::{Keyed, PublishError, Publisher};
@@ -197,10 +197,9 @@ async fn update(
 async fn remove(
     State(commands): State<Commands>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    DocumentIdPath(id): DocumentIdPath,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let id = web::document_id(&id)?;
     let fingerprint = idempotency::fingerprint(Request::Delete(id));
     let event = Event::deleted(id, current_trace_id());
     publish(&commands, event, key.as_ref(), &fingerprint).await?;

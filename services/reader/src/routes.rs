@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::{ProblemKind, mime};
 use store::{DocumentReader, StoreError};
 use uuid::Uuid;
-use web::ApiError;
+use web::{ApiError, DocumentIdPath};
 
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 
@@ -57,9 +57,8 @@ pub struct ApiDoc;
 )]
 async fn read(
     State(store): State<DocumentReader>,
-    Path(id): Path<String>,
+    DocumentIdPath(id): DocumentIdPath,
 ) -> Result<Response, ApiError> {
-    let id = web::document_id(&id)?;
     match store.get(id).await {
         Ok(Some(document)) => Ok((
             StatusCode::OK,
