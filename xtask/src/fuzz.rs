@@ -49,6 +49,7 @@ const EXCLUDED_CHECKS: [(&str, &str); 4] = [
 /// The hooks of every run (`xtask/src/fuzz_hooks.py`): the one refusal that is the
 /// contract although schemathesis would count it as a wrongly rejected valid request.
 const HOOKS: &str = include_str!("fuzz_hooks.py");
+const HOOKS_FILE: &str = "hooks.py";
 
 /// Seconds a request of a streaming operation (the notifier's `GET /documents`, Server-Sent
 /// Events) may take: a stream that opened is read for this long, checked (status, content
@@ -249,9 +250,8 @@ fn fuzz_one(
     }
     fs::create_dir_all(&reports)?;
     let config = reports.join("schemathesis.toml");
-    let hooks = reports.join("hooks.py");
-    fs::write(&hooks, HOOKS)?;
-    fs::write(&config, config_file(target.service, documents, &hooks)?)?;
+    fs::write(reports.join(HOOKS_FILE), HOOKS)?;
+    fs::write(&config, config_file(target.service, documents, &reports)?)?;
     let excluded: Vec<&str> = EXCLUDED_CHECKS.iter().map(|(name, _)| *name).collect();
     let mut command = Command::new(st);
     command
@@ -298,11 +298,15 @@ fn fuzz_one(
 /// The configuration of one run: existing documents offered to the id parameters of the
 /// reading operations (a random UUID only ever finds nothing), and the streaming
 /// operation's own timeout.
-fn config_file(service: &Service, documents: &[String], hooks: &Path) -> Result<String> {
+///
+/// Its hooks are in `dir`, and so are the failures schemathesis keeps for `st replay`
+/// (by default a `.schemathesis` folder in the working directory).
+fn config_file(service: &Service, documents: &[String], dir: &Path) -> Result<String> {
     let mut text = format!(
         "# Written by `cargo xtask fuzz` (xtask/src/fuzz.rs) for one run; do not edit.\n\
-         hooks = \"{}\"\n",
-        hooks.display()
+         hooks = \"{}\"\n\n[cache]\ndirectory = \"{}\"\n",
+        dir.join(HOOKS_FILE).display(),
+        dir.join("cache").display()
     );
     let parameters = document_parameters(service)?;
     if !documents.is_empty() && !parameters.is_empty() {
@@ -714,16 +718,16 @@ mod tests {
     #[test]
     fn only_the_streaming_service_gets_a_stream_timeout() {
         let ids = ["0f8e1b4c-9a7d-4e21-8c3b-5d6f7a8b9c0d".to_owned()];
-        let notifier = config_file(&platform::NOTIFIER, &ids, Path::new("h.py")).unwrap();
+        let notifier = config_file(&platform::NOTIFIER, &ids, Path::new("run")).unwrap();
         assert!(
             notifier.contains("include-path = \"/documents\""),
             "{notifier}"
         );
         assert!(notifier.contains("\"query.documentId\" = "), "{notifier}");
-        let producer = config_file(&platform::PRODUCER, &ids, Path::new("h.py")).unwrap();
+        let producer = config_file(&platform::PRODUCER, &ids, Path::new("run")).unwrap();
         assert!(!producer.contains("[[operations]]"), "{producer}");
         assert!(!producer.contains("[parameters]"), "{producer}");
-        let reader = config_file(&platform::READER, &ids, Path::new("h.py")).unwrap();
+        let reader = config_file(&platform::READER, &ids, Path::new("run")).unwrap();
         assert!(reader.contains("\"path.id\" = "), "{reader}");
         assert!(reader.contains(&ids[0]), "{reader}");
     }
