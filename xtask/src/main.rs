@@ -10,6 +10,7 @@ mod codegen;
 mod deploy;
 mod e2e;
 mod ec2;
+mod fuzz;
 mod image;
 mod infra;
 mod kube;
@@ -84,6 +85,10 @@ enum Command {
     Chaos(chaos::Args),
     /// Replay the event log into a fresh keyspace and prove it equals the live table.
     Rebuild(rebuild::Args),
+    /// Fuzz the producer's, reader's and notifier's HTTP APIs with schemathesis, from their
+    /// OpenAPI descriptions, through the gateway and directly: no 5xx, every answer as
+    /// described.
+    Fuzz(fuzz::Args),
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
         Command::Service { action, name } => system::service(action, &name),
         Command::Chaos(args) => chaos::run(&args),
         Command::Rebuild(args) => rebuild::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -107,7 +107,7 @@ fn require_go(what: &str) -> Result<()> {
 }
 
 /// A Python program from PyPI, pinned as `requirement` (`name==version`), installed into
-/// the one virtual environment `target/tools/venv`.
+/// the shared virtual environment `target/tools/venv` (or one of its own, [`Self::ensure_in`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PyTool {
     /// The program's name in the environment's `bin/`.
@@ -119,7 +119,13 @@ pub struct PyTool {
 impl PyTool {
     /// Installs the tool unless the environment already holds this pinned version.
     pub fn ensure(&self) -> Result<PathBuf> {
-        let venv = dir().join("venv");
+        self.ensure_in("venv")
+    }
+
+    /// As [`Self::ensure`], in the virtual environment `target/tools/<venv>`: for a tool
+    /// whose pinned dependencies would replace those of the tools in the shared one.
+    pub fn ensure_in(&self, venv: &str) -> Result<PathBuf> {
+        let venv = dir().join(venv);
         let program = venv.join("bin").join(self.program);
         let stamp = venv.join(format!("{}.stamp", self.program));
         if program.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == self.requirement) {

@@ -4,6 +4,7 @@
 mod api;
 mod dashboards;
 mod limits;
+mod methods;
 mod metrics;
 mod read_your_writes;
 mod replicas;

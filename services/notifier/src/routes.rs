@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use events::{ProblemKind, mime};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use web::ApiError;
+use web::{ApiError, Query};
 
 use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
 use crate::internal_events::{EventSent, ReplayFailed, ReplayStep, ReplaysBusy};
@@ -57,6 +57,12 @@ pub fn router(streams: Streams) -> Router {
         .merge(web::openapi_route(<ApiDoc as utoipa::OpenApi>::openapi()))
 }
 
+// The descriptions' position patterns name the partitions 0-2 (`[0-2]`).
+const _: () = assert!(
+    platform::kafka::DOCUMENTS_TOPIC_PARTITIONS == 3,
+    "update the [0-2] partition patterns of the position parameters"
+);
+
 /// The notifier's OpenAPI description, served at `/openapi.json` and committed as
 /// `services/notifier/openapi.json`.
 #[derive(Debug, utoipa::OpenApi)]
@@ -90,14 +96,18 @@ struct ListenQuery {
     path = "/documents",
     params(
         ("documentId" = Option<Uuid>, Query, description = "Only this document's events"),
-        ("lastEventId" = Option<String>, Query,
-            description = "Resume after this event's id, for clients that cannot set Last-Event-ID"),
-        ("Last-Event-ID" = Option<String>, Header,
-            description = "Resume after this event's id (wins over lastEventId)"),
-        ("position" = Option<String>, Query,
+        ("lastEventId" = Option<String>, Query, nullable = false,
+            pattern = r"^(|[0-9]{1,9}:[0-9]{1,18}(,[0-9]{1,9}:[0-9]{1,18})*)$",
+            description = "Resume after this event's id, for clients that cannot set Last-Event-ID; empty: none"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false,
+            pattern = r"^(|[0-9]{1,9}:[0-9]{1,18}(,[0-9]{1,9}:[0-9]{1,18})*)$",
+            description = "Resume after this event's id (wins over lastEventId); each partition at most once"),
+        ("position" = Option<String>, Query, nullable = false,
+            pattern = r"^[0-2]:[0-9]{1,18}$",
             description = "Start right after this command's Document-Position (partition:offset): \
                 its partition from there, the others live; for clients that cannot set headers"),
-        ("Document-Position" = Option<String>, Header,
+        ("Document-Position" = Option<String>, Header, nullable = false,
+            pattern = r"^[0-2]:[0-9]{1,18}$",
             description = "Start right after this command's Document-Position (wins over position); \
                 a resume token (Last-Event-ID) wins over both"),
     ),
@@ -167,11 +177,8 @@ async fn listen(
     // A command's Document-Position (read-your-writes): the stream starts right after
     // that event in its partition, and live in the others. A resume token wins: it is
     // what the browser sends when it reconnects to the same URL.
-    let after = if requested.is_none() {
-        document_position(&headers, query.position.as_deref(), partitions)?
-    } else {
-        None
-    };
+    let after = document_position(&headers, query.position.as_deref(), partitions)?
+        .filter(|_| requested.is_none());
     if tokio::time::timeout(CATCH_UP_WAIT, streams.hub.wait_caught_up())
         .await
         .is_err()

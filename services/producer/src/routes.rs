@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -22,7 +22,7 @@ use events::{
     CreateDocument, DocumentId, Event, Position, ProblemKind, UpdateDocument, mime, position,
 };
 use uuid::Uuid;
-use web::ApiError;
+use web::{ApiError, DocumentIdPath};
 
 use crate::idempotency::RecentKeys;
 use crate::kafka::{Keyed, PublishError, Publisher};
@@ -89,6 +89,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     path = "/documents",
     params(
         ("Idempotency-Key" = Option<String>, Header,
+            pattern = r#"^(?:[!-~]|[!#-~][!-~]{0,253}[!-~]|"[!-~]{0,253}[!#-~]|"[!#-\[\]-~]{1,255}")$"#,
             description = "Makes a retry safe: the same key and request yield one event and the same answer"),
     ),
     request_body(content = events::CreateDocument,
@@ -150,6 +151,7 @@ async fn create(
     path = "/documents",
     params(
         ("Idempotency-Key" = Option<String>, Header,
+            pattern = r#"^(?:[!-~]|[!#-~][!-~]{0,253}[!-~]|"[!-~]{0,253}[!#-~]|"[!#-\[\]-~]{1,255}")$"#,
             description = "Makes a retry safe: the same key and request yield one event and the same answer"),
     ),
     request_body(content = events::UpdateDocument,
@@ -190,6 +192,7 @@ async fn update(
     params(
         ("id" = Uuid, Path, description = "The document's id"),
         ("Idempotency-Key" = Option<String>, Header,
+            pattern = r#"^(?:[!-~]|[!#-~][!-~]{0,253}[!-~]|"[!-~]{0,253}[!#-~]|"[!#-\[\]-~]{1,255}")$"#,
             description = "Makes a retry safe: the same key and request yield one event and the same answer"),
     ),
     responses(
@@ -207,10 +210,9 @@ async fn update(
 async fn remove(
     State(commands): State<Commands>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    DocumentIdPath(id): DocumentIdPath,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let id = web::document_id(&id)?;
     let fingerprint = idempotency::fingerprint(Request::Delete(id));
     let event = Event::deleted(id, current_trace_id());
     let stored = publish(&commands, event, key.as_ref(), &fingerprint).await?;
@@ -369,6 +371,65 @@ mod tests {
         .map(|e| String::from_utf8(e.problem.to_json()).unwrap())
         .collect();
         insta::assert_snapshot!(bodies.join("\n"));
+    }
+
+    /// The `Idempotency-Key` pattern of the description, for every operation that takes one.
+    fn described_key_patterns() -> Vec<String> {
+        let description = serde_json::to_value(<ApiDoc as utoipa::OpenApi>::openapi()).unwrap();
+        let mut patterns = Vec::new();
+        for methods in description["paths"].as_object().unwrap().values() {
+            for operation in methods.as_object().unwrap().values() {
+                for parameter in operation["parameters"].as_array().unwrap() {
+                    let name = parameter["name"].as_str().unwrap();
+                    if name.eq_ignore_ascii_case(idempotency::HEADER) {
+                        patterns.push(parameter["schema"]["pattern"].as_str().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+        patterns
+    }
+
+    /// Found by fuzzing: the description let any string be a key, so schema-valid requests
+    /// were refused. Its pattern now says exactly what `IdempotencyKey::parse` takes: every
+    /// key it generates parses, and every header value it refuses is refused.
+    #[test]
+    fn the_described_key_pattern_is_what_the_producer_accepts() {
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree as _;
+        let patterns = described_key_patterns();
+        assert_eq!(patterns.len(), 3, "{patterns:?}");
+        let pattern = &patterns[0];
+        assert!(patterns.iter().all(|p| p == pattern), "{patterns:?}");
+        let matcher = regex::Regex::new(pattern).unwrap();
+        let mut samples: Vec<String> = [
+            "k", "\"", "\"\"", "\"k\"", "\"k", "k\"", "\"a\"b\"", "\"a\\b\"", "a b", "é", "",
+            "order-42", "\t", "~!",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for length in [254, 255, 256] {
+            samples.push("k".repeat(length));
+            samples.push(format!("\"{}\"", "k".repeat(length)));
+        }
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        // proptest generates from the pattern without its anchors (whole strings anyway).
+        let unanchored = pattern.trim_start_matches('^').trim_end_matches('$');
+        let generated = proptest::string::string_regex(unanchored).unwrap();
+        let any_ascii = proptest::collection::vec(0u8..0x80, 0..8)
+            .prop_map(|bytes| String::from_utf8(bytes).unwrap());
+        for _ in 0..2000 {
+            samples.push(generated.new_tree(&mut runner).unwrap().current());
+            samples.push(any_ascii.new_tree(&mut runner).unwrap().current());
+        }
+        for sample in &samples {
+            assert_eq!(
+                matcher.is_match(sample),
+                IdempotencyKey::parse(sample.as_bytes()).is_ok(),
+                "{sample:?}: the description and the producer disagree"
+            );
+        }
     }
 
     #[test]

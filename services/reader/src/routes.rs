@@ -10,14 +10,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use events::{Position, ProblemKind, mime, position};
 use store::{DocumentReader, StoreError};
 use uuid::Uuid;
-use web::ApiError;
+use web::{ApiError, DocumentIdPath};
 
 use crate::positions::{NotCaughtUp, Positions};
 
@@ -63,13 +63,15 @@ pub struct ApiDoc;
     path = "/documents/{id}",
     params(
         ("id" = Uuid, Path, description = "The document's id"),
-        ("Document-Position" = Option<String>, Header,
+        ("Document-Position" = Option<String>, Header, nullable = false,
+            pattern = r"^[0-2]:[0-9]{1,18}$",
             description = "Read at least this write: the <partition>:<offset> a command's \
                 answer named in its Document-Position header. The answer waits until the \
                 read model has applied it (503 after the reader's bound, 5 s by default)"),
-        ("position" = Option<String>, Query,
+        ("position" = Option<String>, Query, nullable = false,
+            pattern = r"^[0-2]:[0-9]{1,18}$",
             description = "The same as the Document-Position header, for clients that \
-                cannot set headers (e.g. ?position=0:42); when both are sent they must agree"),
+                cannot set headers (e.g. ?position=0:42); when both are sent, the header wins"),
     ),
     responses(
         (status = 200, description = "The document; null where a field is unset",
@@ -86,11 +88,10 @@ pub struct ApiDoc;
 )]
 async fn read(
     State(reads): State<Reads>,
-    Path(id): Path<String>,
+    DocumentIdPath(id): DocumentIdPath,
     headers: HeaderMap,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let id = web::document_id(&id)?;
     if let Some(position) = requested_position(&headers, query)? {
         reads
             .positions
@@ -144,13 +145,27 @@ fn requested_position(
         .position
         .map(|text| Position::parse(&text).map_err(|e| invalid(format!("position parameter: {e}"))))
         .transpose()?;
-    match (from_header, from_query) {
-        (Some(a), Some(b)) if a != b => Err(invalid(format!(
-            "the Document-Position header ({a}) and the position parameter ({b}) disagree; send one"
-        ))),
-        (a, b) => Ok(a.or(b)),
+    // The header wins, as the notifier's Last-Event-ID wins over its query twin.
+    let position = from_header.or(from_query);
+    if let Some(position) = position
+        && usize::try_from(position.partition).map_or(true, |p| {
+            p >= platform::kafka::DOCUMENTS_TOPIC_PARTITIONS as usize
+        })
+    {
+        return Err(invalid(format!(
+            "position {position} names partition {}, which the documents topic ({} partitions) does not have",
+            position.partition,
+            platform::kafka::DOCUMENTS_TOPIC_PARTITIONS
+        )));
     }
+    Ok(position)
 }
+
+// The descriptions' position patterns name the partitions 0-2 (`[0-2]`).
+const _: () = assert!(
+    platform::kafka::DOCUMENTS_TOPIC_PARTITIONS == 3,
+    "update the [0-2] partition patterns of the position parameters"
+);
 
 /// The 503 of a read whose position was not applied within the bound.
 fn not_caught_up(position: Position, behind: &NotCaughtUp, bound: Duration) -> ApiError {

@@ -84,6 +84,10 @@ pub fn nginx_conf() -> String {
             gateway::STREAMS_PER_CLIENT
         ),
     );
+    let not_allowed = problem(
+        ProblemKind::MethodNotAllowed,
+        "the gateway does not pass this method on; the Allow header lists what this path answers",
+    );
     format!(
         r#"# The local gateway on port {port}: the same routes as the Kubernetes ingress, each prefix
 # stripped before the request reaches its service. `cargo xtask up` fills in the @...@
@@ -139,6 +143,12 @@ http {{
         default "";
     }}
 
+    # The methods each public path answers, for the Allow header of the 405 that nginx
+    # itself sends (for TRACE, which it never passes on): a path of no route has none.
+    map $uri $allowed_methods {{
+{allowed}        default "";
+    }}
+
 {upstreams}
     server {{
         listen 127.0.0.1:{port};
@@ -151,6 +161,7 @@ http {{
         # The gateway's own refusals are problem bodies, as the services' are.
         error_page 413 @body_too_large;
         error_page 429 @too_many_streams;
+        error_page 405 @method_not_allowed;
         location @body_too_large {{
             default_type application/problem+json;
             return 413 '{too_large}';
@@ -158,6 +169,11 @@ http {{
         location @too_many_streams {{
             default_type application/problem+json;
             return 429 '{too_many}';
+        }}
+        location @method_not_allowed {{
+            default_type application/problem+json;
+            add_header Allow $allowed_methods always;
+            return 405 '{not_allowed}';
         }}
 
         # Metrics and readiness are for Prometheus and the probes, which reach each service
@@ -183,6 +199,7 @@ http {{
         connections = gateway::LOCAL_WORKER_CONNECTIONS,
         descriptors = 2 * gateway::LOCAL_WORKER_CONNECTIONS,
         body_kib = gateway::MAX_BODY_KIB,
+        allowed = allowed_methods(),
         prefixes = prefixes.join("|"),
         internal = internal.join("|"),
     )
@@ -240,6 +257,51 @@ fn traces_route(upstreams: &mut String, locations: &mut String) {
 "#,
         lookup = gateway::TRACES_LOOKUP,
     );
+}
+
+/// The lines of the `$allowed_methods` map: one regex per public path of each routed
+/// service (its API and its liveness probe), with or without a trailing slash, naming the
+/// methods it answers as the service's own 405 does (HEAD wherever GET is).
+fn allowed_methods() -> String {
+    let mut lines = String::new();
+    for service in SERVICES.iter().rev() {
+        let Some(route) = service.route else { continue };
+        let mut by_path: Vec<(&str, Vec<&str>)> = Vec::new();
+        let operations = service
+            .api
+            .iter()
+            .filter_map(|operation| operation.split_once(' '))
+            .chain([("GET", service.liveness_path)]);
+        for (method, path) in operations {
+            match by_path.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, methods)) => methods.push(method),
+                None => by_path.push((path, vec![method])),
+            }
+        }
+        for (path, mut methods) in by_path {
+            if methods.contains(&"GET") {
+                methods.push("HEAD");
+            }
+            let pattern: Vec<String> = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "[^/]+".to_owned()
+                    } else {
+                        segment.replace('.', "\\.")
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                lines,
+                "        ~^{}{}/?$ \"{}\";",
+                route.prefix,
+                pattern.join("/"),
+                methods.join(", ")
+            );
+        }
+    }
+    lines
 }
 
 /// A problem body as the services write it, for nginx's single-quoted `return` text.

@@ -135,6 +135,9 @@ pub fn run(args: Args) -> Result<()> {
                     tests.add(&counted);
                     outcome
                 });
+                // schemathesis on each service's OpenAPI description, through the gateway
+                // and directly: fails on a 5xx or an answer the description does not allow.
+                step("fuzz (bounded)", &mut crate::fuzz::run_short);
                 step("gui unit tests", &mut || {
                     let (counted, outcome) = tally::run(&mut system::gui::unit_tests()?);
                     tests.add(&counted);
