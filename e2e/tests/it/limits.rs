@@ -7,11 +7,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Both tests count streams against limits the other's streams count towards too.
+/// The tests count streams against limits the others' streams count towards too.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Opens a stream over a raw connection (thousands of them: no HTTP client each) and
-/// returns the connection with the status the gateway answered.
+/// returns the connection with the status the gateway answered. The streams never read:
+/// each is narrowed to a document nobody writes (`documentId`), so that other tests'
+/// events do not fill its queue and get it closed as a slow client meanwhile.
 async fn open_stream(host: &str, address: &str, path: &str) -> (TcpStream, u16) {
     let socket = TcpStream::connect(address)
         .await
@@ -66,7 +68,11 @@ async fn one_address_holds_at_most_its_streams() {
     );
     let host = url.host_str().unwrap().to_owned();
     let address = format!("{host}:{}", url.port_or_known_default().unwrap());
-    let path = format!("{}/notifier/documents", url.path().trim_end_matches('/'));
+    let path = format!(
+        "{}/notifier/documents?documentId={}",
+        url.path().trim_end_matches('/'),
+        uuid::Uuid::new_v4()
+    );
     let limit = platform::gateway::STREAMS_PER_CLIENT as usize;
 
     // Other tests of this run may hold a few streams from this address too, so count
@@ -133,7 +139,11 @@ async fn all_addresses_together_hold_at_most_the_local_gateways_streams() {
         return;
     };
     let address = std::net::SocketAddr::new(ip, url.port_or_known_default().unwrap());
-    let path = format!("{}/notifier/documents", url.path().trim_end_matches('/'));
+    let path = format!(
+        "{}/notifier/documents?documentId={}",
+        url.path().trim_end_matches('/'),
+        uuid::Uuid::new_v4()
+    );
     let total = platform::gateway::LOCAL_STREAMS_TOTAL as usize;
     let per_address = platform::gateway::STREAMS_PER_CLIENT as usize / 2;
 
@@ -184,7 +194,11 @@ async fn the_notifier_holds_its_streams_then_answers_429() {
     let url = reqwest::Url::parse(&base).unwrap();
     let host = url.host_str().unwrap().to_owned();
     let address = format!("{host}:{}", url.port_or_known_default().unwrap());
-    let path = format!("{}/documents", url.path().trim_end_matches('/'));
+    let path = format!(
+        "{}/documents?documentId={}",
+        url.path().trim_end_matches('/'),
+        uuid::Uuid::new_v4()
+    );
     // Past the default cap, in case the notifier was started with a larger one.
     const AT_MOST: usize = 12_000;
     let began = std::time::Instant::now();
