@@ -63,6 +63,20 @@ const _: () = assert!(
     "update the [0-2] partition patterns of the position parameters"
 );
 
+/// One Server-Sent Events frame as a client's parser sees it (the fields it sets).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // Only its description is used: frames are written by axum's `Event`.
+pub struct SseFrame {
+    /// `reset` for a reset frame; absent for an event.
+    event: Option<String>,
+    /// The resume token after this frame.
+    id: Option<String>,
+    /// An `Event` as JSON, or a reset's explanation as JSON.
+    data: Option<String>,
+    /// The reconnection delay suggested, in milliseconds (the opening frame).
+    retry: Option<u64>,
+}
+
 /// The notifier's OpenAPI description, served at `/openapi.json` and committed as
 /// `services/notifier/openapi.json`.
 #[derive(Debug, utoipa::OpenApi)]
@@ -74,7 +88,7 @@ const _: () = assert!(
             /notifier."
     ),
     paths(listen),
-    components(schemas(events::Event, events::EventHeader, events::EventType))
+    components(schemas(SseFrame, events::Event, events::EventHeader, events::EventType))
 )]
 pub struct ApiDoc;
 
@@ -112,8 +126,10 @@ struct ListenQuery {
                 a resume token (Last-Event-ID) wins over both"),
     ),
     responses(
-        (status = 200, description = "The event stream",
-            content_type = "text/event-stream;charset=UTF-8", body = String),
+        (status = 200, description = "The event stream: one frame per event (`id` the resume \
+            token, `data` an `Event` as JSON), an opening frame of `retry` and `id`, and \
+            `event: reset` frames whose `data` says what history was lost",
+            content_type = "text/event-stream;charset=UTF-8", body = SseFrame),
         (status = 400, description = "documentId is not a UUID, the resume token is malformed, or the Document-Position is malformed or names no partition of the topic",
             content_type = "application/problem+json", body = events::Problem),
         (status = 429, description = "The notifier serves the most streams it may",
@@ -154,10 +170,22 @@ async fn listen(
             })
         })
         .transpose()?;
-    let token = header
-        .or(query.last_event_id)
-        .filter(|t| !t.trim().is_empty());
     let partitions = streams.hub.partitions();
+    // Empty means absent, for either. A malformed query token is refused even where the
+    // header wins: a request is either well-formed or not.
+    let header = header.filter(|t| !t.trim().is_empty());
+    let from_query = query.last_event_id.filter(|t| !t.trim().is_empty());
+    if header.is_some()
+        && let Some(ignored) = from_query.as_deref()
+        && let Err(error) = Position::parse(ignored, partitions)
+        && error.other_layout.is_none()
+    {
+        return Err(ApiError::new(
+            ProblemKind::InvalidParameter,
+            format!("lastEventId: {error}"),
+        ));
+    }
+    let token = header.or(from_query);
     // A token of another partition count names no position here: start again from the
     // earliest events, after an `event: reset` that says so.
     let mut other_layout = None;
@@ -327,7 +355,8 @@ fn document_position(
     let header = headers
         .get(events::position::HEADER)
         .map(|value| value.to_str().unwrap_or("\u{fffd}").to_owned());
-    let Some(text) = header.as_deref().or(query).filter(|t| !t.is_empty()) else {
+    // Present but empty is malformed too: only an absent position means none.
+    let Some(text) = header.as_deref().or(query) else {
         return Ok(None);
     };
     let position = events::position::Position::parse(text)
