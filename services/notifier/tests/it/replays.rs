@@ -12,7 +12,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::admin::AdminOptions;
 use testkit::sse::SseClient;
 use testkit::{RunningApp, TestTopic};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
@@ -63,24 +63,7 @@ async fn publish(topic: &TestTopic, count: usize, size: usize) -> Vec<Event> {
 /// A client that asks for everything from offset 0, reads its response head, then
 /// nothing: its replay cannot finish.
 async fn stalled_replay(app: &RunningApp) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /documents HTTP/1.1\r\nHost: test\r\nLast-Event-ID: 0:0\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0_u8; 256];
-    let n = stalled.read(&mut head).await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
-    stalled
+    crate::sse::stalled_client(app, "Last-Event-ID: 0:0\r\n").await
 }
 
 /// Reads `stream` until the server closes it; `false` when it is still open after `wait`.

@@ -75,6 +75,26 @@ async fn listen_ready(app: &RunningApp, last_event_id: Option<&str>) -> (SseClie
     (client, opening)
 }
 
+/// A client with a small receive buffer that sends `GET /documents` with `headers` (each
+/// ending in CRLF), reads the response head (200), then nothing.
+pub async fn stalled_client(app: &RunningApp, headers: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket
+        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /documents HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n{headers}\r\n"
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0_u8; 256];
+    let n = stalled.read(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    stalled
+}
+
 fn parse(frames: &[Frame]) -> Vec<Event> {
     frames
         .iter()
@@ -392,19 +412,7 @@ async fn every_client_gets_every_event_and_a_stalled_one_is_let_go() {
 
     // A client that reads its response head, then nothing: its socket fills, then its
     // queue, and the notifier must let it go without slowing anyone else down.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
-        .await
-        .unwrap();
-    stalled
-        .write_all(b"GET /documents HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0_u8; 256];
-    let n = stalled.read(&mut head).await.unwrap();
-    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let mut stalled = stalled_client(&app, "").await;
 
     // Five clients that read as they should, each on a task of its own. On a loaded
     // machine one of them may still fall a queue behind and be let go too; then it does

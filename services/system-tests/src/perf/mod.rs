@@ -176,16 +176,8 @@ async fn measure(
     report.push(Row::goal_at_most(
         "P2",
         &format!("p99 of a command at {rate:.0}/s (half the maximum)"),
-        format!(
-            "{} (p50 {})",
-            stats::ms(platform.latencies.p99()),
-            stats::ms(platform.latencies.p50())
-        ),
-        format!(
-            "{} (p50 {})",
-            stats::ms(baseline.latencies.p99()),
-            stats::ms(baseline.latencies.p50())
-        ),
+        p99_and_p50(&platform.latencies, ""),
+        p99_and_p50(&baseline.latencies, ""),
         ratio(platform.latencies.p99(), baseline.latencies.p99()),
         1.3,
         "",
@@ -214,16 +206,8 @@ async fn measure(
     report.push(Row::goal_at_most(
         "P4",
         "p99 from sending a command to its SSE event",
-        format!(
-            "{} (p50 {})",
-            stats::ms(platform.latencies.p99()),
-            stats::ms(platform.latencies.p50())
-        ),
-        format!(
-            "{} (p50 {}; produce to consume)",
-            stats::ms(baseline.latencies.p99()),
-            stats::ms(baseline.latencies.p50())
-        ),
+        p99_and_p50(&platform.latencies, ""),
+        p99_and_p50(&baseline.latencies, "; produce to consume"),
         ratio(platform.latencies.p99(), baseline.latencies.p99()),
         2.0,
         "",
@@ -690,6 +674,15 @@ fn check_failures(what: &str, outcomes: &[&drive::Outcome]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `p99 (p50 ...)`, with `note` inside the brackets.
+fn p99_and_p50(latencies: &Latencies, note: &str) -> String {
+    format!(
+        "{} (p50 {}{note})",
+        stats::ms(latencies.p99()),
+        stats::ms(latencies.p50())
+    )
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {
