@@ -66,6 +66,22 @@ impl TopicWatch {
         &self.topic
     }
 
+    /// The topic's identity at a service's start: a topic created a moment ago may not be
+    /// in the broker's metadata yet (KRaft brokers learn of it from the controller a
+    /// little later), so "no such topic" is asked again for a few seconds before it is
+    /// the answer.
+    pub async fn identity_at_start(&self) -> Result<TopicIdentity, AdminError> {
+        let deadline = std::time::Instant::now() + NEW_TOPIC_GRACE;
+        loop {
+            match self.identity().await {
+                Err(AdminError::NoTopic(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// The topic's identity now. Runs the request off the async threads.
     pub async fn identity(&self) -> Result<TopicIdentity, AdminError> {
         let (admin, topic) = (Arc::clone(&self.admin), self.topic.clone());
@@ -74,6 +90,9 @@ impl TopicWatch {
             .map_err(|e| AdminError::Abandoned(e.to_string()))?
     }
 }
+
+/// How long a service's start waits for a topic that is not in the metadata yet.
+const NEW_TOPIC_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The identity of `topic` now, with a client of the given brokers (one request; for
 /// repeated checks keep a [`TopicWatch`]).

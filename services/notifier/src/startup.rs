@@ -46,7 +46,7 @@ impl Application {
             messaging::TopicWatch::new(&config.kafka.bootstrap_servers, &config.kafka.topic)
                 .context("cannot create the Kafka admin client")?;
         let identity = watch
-            .identity()
+            .identity_at_start()
             .await
             .context("cannot tell which topic the documents topic is (id and partitions)")?;
         let marks = kafka::watermarks(&config.kafka)

@@ -43,7 +43,7 @@ impl OrderingGuard {
         interval: Duration,
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let now = watch.identity().await.with_context(|| {
+        let now = watch.identity_at_start().await.with_context(|| {
             format!(
                 "cannot tell which topic {} is (its id and partition count)",
                 watch.topic()
