@@ -171,8 +171,19 @@ where
         table,
         session.execute_unpaged(statement, values),
     )
-    .await
-    .map_err(|source| StoreError::Execute {
+    .await;
+    decode_first_row(result, what)
+}
+
+/// The first row of a query's `result`, if any, as `R`, with errors that name the query.
+pub(crate) fn decode_first_row<R>(
+    result: Result<scylla::response::query_result::QueryResult, scylla::errors::ExecutionError>,
+    what: impl Fn() -> String,
+) -> Result<Option<R>, StoreError>
+where
+    R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+{
+    let result = result.map_err(|source| StoreError::Execute {
         statement: what(),
         source: Box::new(source),
     })?;

@@ -76,24 +76,13 @@ impl DocumentReader {
     /// The offset up to which the persister applied `partition`, if it recorded one.
     /// Not wrapped in a span, like its write: the reader polls it while requests wait.
     pub async fn applied_offset(&self, partition: i32) -> Result<Option<i64>, StoreError> {
-        let what = || format!("applied position of partition {partition}");
         let result = self
             .session
             .execute_unpaged(&self.applied, (partition,))
-            .await
-            .map_err(|source| StoreError::Execute {
-                statement: what(),
-                source: Box::new(source),
-            })?;
-        let decode = |reason: String| StoreError::Decode {
-            statement: what(),
-            reason,
-        };
-        let row = result
-            .into_rows_result()
-            .map_err(|e| decode(e.to_string()))?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(|e| decode(e.to_string()))?;
+            .await;
+        let row = crate::decode_first_row::<(Option<i64>,)>(result, || {
+            format!("applied position of partition {partition}")
+        })?;
         Ok(row.and_then(|(offset,)| offset))
     }
 

@@ -106,7 +106,8 @@ struct Lanes {
 /// offset to store is the lowest of the first, or the one after the last.
 #[derive(Debug, Default)]
 pub struct Progress {
-    partitions: HashMap<(String, i32), PartitionProgress>,
+    /// By topic, then partition: looked up by `&str`, so a record costs no allocation.
+    topics: HashMap<String, HashMap<i32, PartitionProgress>>,
 }
 
 #[derive(Debug)]
@@ -127,9 +128,14 @@ impl Default for PartitionProgress {
 impl Progress {
     /// The record at `offset` was handed to a lane.
     pub fn dispatched(&mut self, topic: &str, partition: i32, offset: i64) {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), HashMap::new());
+        }
         let entry = self
-            .partitions
-            .entry((topic.to_owned(), partition))
+            .topics
+            .get_mut(topic)
+            .expect("inserted above")
+            .entry(partition)
             .or_default();
         if offset <= entry.last {
             // The offsets start again lower (a rebalance gave the partition back from its
@@ -145,7 +151,7 @@ impl Progress {
     /// (the next one to consume: nothing below it is pending), or `None` when the record
     /// belongs to a run that a rebalance ended.
     pub fn done(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let entry = self.partitions.get_mut(&(topic.to_owned(), partition))?;
+        let entry = self.topics.get_mut(topic)?.get_mut(&partition)?;
         if !entry.pending.remove(&offset) {
             return None;
         }

@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use events::{Event, mime};
 use notifier::{Application, Config};
-use rdkafka::TopicPartitionList;
-use rdkafka::admin::AdminOptions;
 use testkit::sse::SseClient;
 use testkit::{RunningApp, TestTopic};
 use tokio::io::AsyncReadExt;
@@ -210,15 +208,7 @@ async fn history_deleted_during_a_replay_gets_a_reset_then_the_earliest_events()
         ["00000", "00001", "00002"]
     );
     // Retention removes everything below 150 while the client is still far behind.
-    let admin = messaging::admin_client(&testkit::infra().bootstrap).unwrap();
-    let mut below = TopicPartitionList::new();
-    below
-        .add_partition_offset(&topic.name, 0, rdkafka::Offset::Offset(150))
-        .unwrap();
-    admin
-        .delete_records(&below, &AdminOptions::new())
-        .await
-        .expect("delete records");
+    crate::sse::delete_below(&topic, 150).await;
 
     // What reaches the client: events from 0 on without a gap, one reset, then events
     // from 150 on without a gap, to the end.

@@ -95,6 +95,19 @@ pub async fn stalled_client(app: &RunningApp, headers: &str) -> tokio::net::TcpS
     stalled
 }
 
+/// Deletes the records of partition 0 of `topic` below `offset`, as retention would.
+pub async fn delete_below(topic: &TestTopic, offset: i64) {
+    let admin = messaging::admin_client(&testkit::infra().bootstrap).unwrap();
+    let mut below = TopicPartitionList::new();
+    below
+        .add_partition_offset(&topic.name, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    admin
+        .delete_records(&below, &AdminOptions::new())
+        .await
+        .expect("delete records");
+}
+
 fn parse(frames: &[Frame]) -> Vec<Event> {
     frames
         .iter()
@@ -387,15 +400,7 @@ async fn a_position_the_topic_no_longer_holds_gets_a_reset_then_the_earliest_eve
     let topic = testkit::infra().topic(1).await;
     let sent = publish_many(&topic, &[Uuid::new_v4()], 6, "kept").await;
     // Delete records below offset 3, as retention would.
-    let admin = messaging::admin_client(&testkit::infra().bootstrap).unwrap();
-    let mut below = TopicPartitionList::new();
-    below
-        .add_partition_offset(&topic.name, 0, rdkafka::Offset::Offset(3))
-        .unwrap();
-    admin
-        .delete_records(&below, &AdminOptions::new())
-        .await
-        .expect("delete records");
+    delete_below(&topic, 3).await;
     let mut config = Config::for_tests(&testkit::infra().bootstrap, &topic.name);
     config.history_per_partition = 1;
     let app = start(config).await;
