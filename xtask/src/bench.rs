@@ -21,6 +21,10 @@ pub struct Args {
     /// warm caches).
     #[arg(long)]
     pub no_up: bool,
+    /// Also sample the platform side of each figure with Linux `perf record`; the flat
+    /// profiles go to target/bench/profiles/*.txt.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -36,6 +40,9 @@ pub fn run(args: &Args) -> Result<()> {
         .arg(out_dir());
     if args.short {
         perf.arg("--short");
+    }
+    if args.profile {
+        perf.arg("--profile");
     }
     if let Some(seconds) = up_seconds {
         perf.args(["--up-seconds", &format!("{seconds:.1}")]);

@@ -28,6 +28,14 @@ enum Command {
     /// A bounded load through a gateway (create, update, read per round), to feed the
     /// dashboards of a running deployment.
     Load(LoadArgs),
+    /// The bare SSE server `run` measures the notifier against, in a process of its own
+    /// (run by `perf run`: prints its address, sends each line of stdin to every stream).
+    #[command(hide = true)]
+    BareSse,
+    /// The OTLP receiver of `run`'s P7, in a process of its own (prints its endpoint,
+    /// answers each line of stdin with the number of spans received).
+    #[command(hide = true)]
+    OtlpSink,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +49,11 @@ struct RunArgs {
     /// P8, measured by `cargo xtask bench`: seconds `cargo xtask up` took, warm.
     #[arg(long)]
     up_seconds: Option<f64>,
+    /// Also sample the platform side of each figure with Linux `perf record` (a flat
+    /// profile per function, as text in <out>/profiles; needs the `perf` tool and
+    /// kernel.perf_event_paranoid <= 2).
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +77,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => bench(args).await,
+        Command::BareSse => perf::serve_bare().await,
+        Command::OtlpSink => perf::serve_otlp_sink().await,
         Command::Load(args) => {
             load::run(&load::LoadPlan {
                 gateway: args.gateway,
@@ -102,7 +117,8 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     } else {
         Sizes::FULL
     };
-    let report = perf::run(&layout, sizes, args.up_seconds).await?;
+    let profiles = args.profile.then(|| args.out.join("profiles"));
+    let report = perf::run(&layout, sizes, args.up_seconds, profiles).await?;
     let machine = machine();
     report.write(&args.out, &machine)?;
     println!("{}", report.markdown(&machine));

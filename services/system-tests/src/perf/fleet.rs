@@ -1,7 +1,9 @@
 //! SSE clients by the thousand over raw connections (an HTTP client each would measure
 //! the client), each counting the events it received; and the bare SSE server the
 //! notifier is measured against: a tokio broadcast channel behind axum's SSE response on
-//! hyper, nothing else.
+//! hyper, nothing else, run as a process of its own (`perf bare-sse`) so that its memory
+//! and CPU are its own, as the notifier's are. Also the OTLP receiver of P7, likewise in
+//! a process of its own (`perf otlp-sink`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -204,6 +206,27 @@ impl Drop for BareServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// `perf bare-sse`: serves the bare SSE server on a free port of loopback, prints its
+/// address, and sends every line read from stdin to every stream, until stdin closes.
+pub async fn serve_bare() -> Result<()> {
+    let server = BareServer::start().await?;
+    super::child::serve_lines(&server.address.to_string(), |line| {
+        server.send(Arc::from(line));
+        None
+    })
+    .await
+}
+
+/// `perf otlp-sink`: a real OTLP/HTTP receiver; prints its endpoint, and answers each
+/// line of stdin with the number of spans received so far.
+pub async fn serve_otlp_sink() -> Result<()> {
+    let receiver = testkit::otlp::OtlpReceiver::start().await;
+    super::child::serve_lines(&receiver.endpoint, |_| {
+        Some(receiver.spans().len().to_string())
+    })
+    .await
 }
 
 /// Resident memory of process `pid`, in KiB.

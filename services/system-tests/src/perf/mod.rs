@@ -4,6 +4,8 @@
 //! of the latency distributions. The services run as processes from the release build
 //! (the chaos harness's `World`: a topic, keyspace and group of their own).
 
+mod child;
+mod cpu;
 mod drive;
 mod fleet;
 pub mod load;
@@ -23,8 +25,12 @@ use uuid::Uuid;
 
 use crate::chaos::procs::ServiceProcess;
 use crate::chaos::{Layout, world};
+pub use fleet::{serve_bare, serve_otlp_sink};
 pub use report::{Report, Row};
 use stats::Latencies;
+
+/// How long each figure waits at most for the machine to be quiet before it starts.
+const SETTLE: Duration = Duration::from_secs(60);
 
 /// How much each figure measures.
 #[derive(Debug, Clone, Copy)]
@@ -74,12 +80,21 @@ impl Sizes {
 }
 
 /// Runs every figure; `up_seconds` is P8, measured by xtask.
-pub async fn run(layout: &Layout, sizes: Sizes, up_seconds: Option<f64>) -> Result<Report> {
+/// With `profiles`, the platform side of each figure is also sampled by `perf record`,
+/// its report written there.
+pub async fn run(
+    layout: &Layout,
+    sizes: Sizes,
+    up_seconds: Option<f64>,
+    profiles: Option<PathBuf>,
+) -> Result<Report> {
     let mut report = Report::new(sizes);
+    let mut meter = cpu::Meter::new(profiles)?;
     let world = world::World::create("perf", layout).await?;
-    let outcome = measure(&world, layout, sizes, &mut report).await;
+    let outcome = measure(&world, layout, sizes, &mut report, &mut meter).await;
     world.remove(&[]).await?;
     outcome?;
+    report.cpu(meter.runs().to_vec());
     if let Some(seconds) = up_seconds {
         report.push(Row::goal_at_most(
             "P8",
@@ -99,6 +114,7 @@ async fn measure(
     layout: &Layout,
     sizes: Sizes,
     report: &mut Report,
+    meter: &mut cpu::Meter,
 ) -> Result<()> {
     let mut producer = world.producer()?;
     let mut persister = world.persister()?;
@@ -107,6 +123,9 @@ async fn measure(
     for service in [&mut producer, &mut persister, &mut reader, &mut notifier] {
         service.start_ready().await?;
     }
+    for service in [&producer, &persister, &reader, &notifier] {
+        meter.watch(service.name, service.pid());
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
@@ -114,6 +133,7 @@ async fn measure(
     let kafka = raw::durable_producer()?;
 
     // P1: throughput, alternating rounds so that both sides meet the same machine.
+    meter.settle(SETTLE).await;
     eprintln!(
         "P1: producer commands/s at concurrency {} vs raw rdkafka",
         sizes.concurrency
@@ -123,30 +143,26 @@ async fn measure(
     // ABBA: the side that runs second in a pair meets what the first left behind (the
     // consumers still at work), so each side runs first once.
     for round in 0..2 {
-        if round == 1 {
-            platform.push(
-                creates_closed(
+        for side in sides(round) {
+            if side == Side::Platform {
+                let run = meter.start("P1 platform", &["producer"]);
+                let outcome = creates_closed(
                     &http,
                     &producer.url(),
                     sizes.commands,
                     sizes.concurrency,
                     &created,
                 )
-                .await,
-            );
-        }
-        baseline.push(raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await);
-        if round == 0 {
-            platform.push(
-                creates_closed(
-                    &http,
-                    &producer.url(),
-                    sizes.commands,
-                    sizes.concurrency,
-                    &created,
-                )
-                .await,
-            );
+                .await;
+                meter.finish(run, &outcome);
+                platform.push(outcome);
+            } else {
+                let run = meter.start("P1 baseline", &[]);
+                let outcome =
+                    raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await;
+                meter.finish(run, &outcome);
+                baseline.push(outcome);
+            }
         }
     }
     let p1_platform = mean_rate(&platform)?;
@@ -167,11 +183,16 @@ async fn measure(
     ));
 
     // P2: latency at half the producer's maximum rate.
+    meter.settle(SETTLE).await;
     let rate = p1_platform / 2.0;
     let count = (rate * sizes.rate_secs) as usize;
     eprintln!("P2: p99 at {rate:.0}/s ({count} commands) vs raw produce-to-ack at the same rate");
+    let run = meter.start("P2 platform", &["producer"]);
     let platform = creates_open(&http, &producer.url(), count, rate).await;
+    meter.finish(run, &platform);
+    let run = meter.start("P2 baseline", &[]);
     let baseline = raw::produce_open(&kafka, &topic, count, rate).await;
+    meter.finish(run, &baseline);
     check_failures("P2", &[&platform, &baseline])?;
     report.push(Row::goal_at_most(
         "P2",
@@ -189,10 +210,12 @@ async fn measure(
     );
 
     // P4: command accepted to SSE received, against produce to consume.
+    meter.settle(SETTLE).await;
     eprintln!(
         "P4: command to SSE delivery vs raw produce to consume ({} at {}/s)",
         sizes.p4_commands, sizes.p4_rate
     );
+    let run = meter.start("P4 platform", &["producer", "notifier"]);
     let platform = command_to_sse(
         &http,
         &producer.url(),
@@ -201,7 +224,10 @@ async fn measure(
         sizes.p4_rate,
     )
     .await?;
+    meter.finish(run, &platform);
+    let run = meter.start("P4 baseline", &[]);
     let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
+    meter.finish(run, &baseline);
     check_failures("P4", &[&platform, &baseline])?;
     report.push(Row::goal_at_most(
         "P4",
@@ -228,6 +254,7 @@ async fn measure(
     .map(|(_, high)| high)
     .collect();
     world::wait_committed(&topic, &world.names.group, &ends, Duration::from_secs(600)).await?;
+    meter.settle(SETTLE).await;
     let ids: Vec<Uuid> = created.lock().expect("ids").clone();
     eprintln!(
         "P6: reader requests/s at concurrency {} vs raw scylla point reads",
@@ -238,34 +265,27 @@ async fn measure(
     // ABBA: the side that runs second in a pair meets what the first left behind (the
     // consumers still at work), so each side runs first once.
     for round in 0..2 {
-        if round == 1 {
-            platform.push(
-                reads_closed(
+        for side in sides(round) {
+            if side == Side::Platform {
+                let run = meter.start("P6 platform", &["reader"]);
+                let outcome = reads_closed(
                     &http,
                     &reader.url(),
                     &ids,
                     sizes.commands,
                     sizes.concurrency,
                 )
-                .await,
-            );
-        }
-        baseline.push(
-            table
-                .read_closed(&ids, sizes.commands, sizes.concurrency)
-                .await,
-        );
-        if round == 0 {
-            platform.push(
-                reads_closed(
-                    &http,
-                    &reader.url(),
-                    &ids,
-                    sizes.commands,
-                    sizes.concurrency,
-                )
-                .await,
-            );
+                .await;
+                meter.finish(run, &outcome);
+                platform.push(outcome);
+            } else {
+                let run = meter.start("P6 baseline", &[]);
+                let outcome = table
+                    .read_closed(&ids, sizes.commands, sizes.concurrency)
+                    .await;
+                meter.finish(run, &outcome);
+                baseline.push(outcome);
+            }
         }
     }
     let (p6_platform, p6_baseline) = (mean_rate(&platform)?, mean_rate(&baseline)?);
@@ -279,16 +299,35 @@ async fn measure(
     ));
 
     // P5: fan-out, memory per idle stream, and many streams on one notifier.
-    fanout(&notifier, &kafka, &topic, sizes, report).await?;
+    meter.settle(SETTLE).await;
+    fanout(&notifier, &kafka, &topic, sizes, report, meter).await?;
 
     // P7: telemetry exported vs off, two producers in alternating rounds.
-    telemetry_overhead(world, layout, &http, &producer.url(), sizes, report).await?;
+    meter.settle(SETTLE).await;
+    telemetry_overhead(world, layout, &http, &producer.url(), sizes, report, meter).await?;
 
     // P3 last: it needs a topic of its own with a backlog.
     for service in [&mut producer, &mut reader, &mut notifier, &mut persister] {
         service.stop().await?;
     }
-    catch_up(layout, sizes, report).await
+    catch_up(layout, sizes, report, meter).await
+}
+
+/// Which side of a figure runs first in an ABBA pair of rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Platform,
+    Baseline,
+}
+
+/// ABBA: the side that runs second in a pair meets what the first left behind (the
+/// consumers still at work), so each side runs first once.
+fn sides(round: usize) -> [Side; 2] {
+    if round.is_multiple_of(2) {
+        [Side::Baseline, Side::Platform]
+    } else {
+        [Side::Platform, Side::Baseline]
+    }
 }
 
 fn reader_process(world: &world::World) -> Result<ServiceProcess> {
@@ -454,6 +493,7 @@ async fn fanout(
     topic: &str,
     sizes: Sizes,
     report: &mut Report,
+    meter: &mut cpu::Meter,
 ) -> Result<()> {
     let address: SocketAddr = format!("127.0.0.1:{}", notifier.port).parse()?;
     let events: Vec<Event> = (0..sizes.fanout_events)
@@ -465,29 +505,45 @@ async fn fanout(
     );
 
     let clients = fleet::Fleet::connect(address, "/documents", sizes.streams).await?;
+    let deliveries = sizes.streams * events.len();
+    let run = meter.start("P5 platform", &["notifier"]);
     let started = Instant::now();
     futures_util::future::join_all(events.iter().map(|event| raw::send(kafka, topic, event))).await;
     let notifier_time = clients
         .wait_all(events.len(), started, Duration::from_secs(120))
         .await?;
+    meter.finish_count(run, deliveries);
     drop(clients);
 
-    let bare = fleet::BareServer::start().await?;
-    let clients = fleet::Fleet::connect(bare.address, "/documents", sizes.streams).await?;
-    let payloads: Vec<Arc<str>> = events
+    let mut bare = child::Helper::start("bare-sse").await?;
+    let bare_address: SocketAddr = bare.address.parse()?;
+    meter.watch("bare server", bare.pid());
+    let clients = fleet::Fleet::connect(bare_address, "/documents", sizes.streams).await?;
+    let payloads: Vec<String> = events
         .iter()
-        .map(|e| Arc::from(String::from_utf8_lossy(&e.to_json()).as_ref()))
+        .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
         .collect();
+    let run = meter.start("P5 baseline", &[]);
     let started = Instant::now();
     for payload in &payloads {
-        bare.send(Arc::clone(payload));
+        bare.send(payload).await?;
     }
     let bare_time = clients
         .wait_all(events.len(), started, Duration::from_secs(120))
         .await?;
+    meter.finish_count(run, deliveries);
+    drop(clients);
+    // The same server's memory per idle stream: what hyper, axum and a broadcast
+    // receiver hold per stream, for the notifier's figure to be read against.
+    let bare_pid = bare.pid().context("the bare server is not running")?;
+    let bare_before = fleet::resident_kib(bare_pid)?;
+    let clients = fleet::Fleet::connect(bare_address, "/documents", sizes.many_streams).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let bare_after = fleet::resident_kib(bare_pid)?;
     drop(clients);
     drop(bare);
-    let deliveries = (sizes.streams * events.len()) as f64;
+    let bare_per_stream = bare_after.saturating_sub(bare_before) as f64 / sizes.many_streams as f64;
+    let deliveries = deliveries as f64;
     let (platform, baseline) = (
         deliveries / notifier_time.as_secs_f64(),
         deliveries / bare_time.as_secs_f64(),
@@ -523,7 +579,9 @@ async fn fanout(
         "P5",
         &format!("notifier memory with {} idle streams", sizes.many_streams),
         format!("{per_stream:.1} KiB per idle stream ({before} KiB without, {after} KiB with)"),
-        "-".into(),
+        format!(
+            "{bare_per_stream:.1} KiB per idle stream (bare broadcast + hyper SSE; {bare_before} KiB without, {bare_after} KiB with)"
+        ),
         per_stream,
         16.0,
         "KiB",
@@ -556,9 +614,14 @@ async fn telemetry_overhead(
     quiet: &str,
     sizes: Sizes,
     report: &mut Report,
+    meter: &mut cpu::Meter,
 ) -> Result<()> {
     eprintln!("P7: producer throughput with spans exported vs not");
-    let receiver = testkit::otlp::OtlpReceiver::start().await;
+    // The receiver runs in a process of its own, as a collector would on its own host:
+    // decoding spans on the load generator's threads would slow the load, not the
+    // producer.
+    let mut receiver = child::Helper::start("otlp-sink").await?;
+    meter.watch("otlp receiver", receiver.pid());
     let mut traced = ServiceProcess::new(
         "producer",
         &layout.bin_dir,
@@ -571,28 +634,35 @@ async fn telemetry_overhead(
             ("KAFKA_TOPIC".into(), world.names.topic.clone()),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-                receiver.endpoint.clone(),
+                receiver.address.clone(),
             ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "http/protobuf".into()),
         ],
     )?;
     traced.start_ready().await?;
+    meter.watch("producer (traced)", traced.pid());
     let ids = Arc::new(Mutex::new(Vec::new()));
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    // ABBA: the side that runs second in a pair meets what the first left behind (the
-    // consumers still at work), so each side runs first once.
     for round in 0..2 {
-        if round == 1 {
-            off.push(creates_closed(http, quiet, sizes.commands, sizes.concurrency, &ids).await);
-        }
-        on.push(creates_closed(http, &traced.url(), sizes.commands, sizes.concurrency, &ids).await);
-        if round == 0 {
-            off.push(creates_closed(http, quiet, sizes.commands, sizes.concurrency, &ids).await);
+        // The traced producer is P7's platform side, the quiet one its baseline.
+        for side in sides(round) {
+            let (label, url, profile, into) = match side {
+                Side::Platform => ("P7 platform", traced.url(), "producer (traced)", &mut on),
+                Side::Baseline => ("P7 baseline", quiet.to_owned(), "producer", &mut off),
+            };
+            let run = meter.start(label, &[profile]);
+            let outcome = creates_closed(http, &url, sizes.commands, sizes.concurrency, &ids).await;
+            meter.finish(run, &outcome);
+            into.push(outcome);
         }
     }
     // Let the exporter's last batch arrive, then make sure the spans did reach it.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let spans = receiver.spans().len();
+    let spans: usize = receiver
+        .ask("count")
+        .await?
+        .parse()
+        .context("the OTLP receiver's count")?;
     traced.stop().await?;
     if spans == 0 {
         bail!("the traced producer exported no spans: P7 would compare two quiet producers");
@@ -611,14 +681,24 @@ async fn telemetry_overhead(
 
 /// P3: the persister draining a backlog into a fresh keyspace, against prepared inserts
 /// at concurrency 64 into the same table.
-async fn catch_up(layout: &Layout, sizes: Sizes, report: &mut Report) -> Result<()> {
+async fn catch_up(
+    layout: &Layout,
+    sizes: Sizes,
+    report: &mut Report,
+    meter: &mut cpu::Meter,
+) -> Result<()> {
     let world = world::World::create("perfbacklog", layout).await?;
-    let outcome = catch_up_in(&world, sizes, report).await;
+    let outcome = catch_up_in(&world, sizes, report, meter).await;
     world.remove(&[]).await?;
     outcome
 }
 
-async fn catch_up_in(world: &world::World, sizes: Sizes, report: &mut Report) -> Result<()> {
+async fn catch_up_in(
+    world: &world::World,
+    sizes: Sizes,
+    report: &mut Report,
+    meter: &mut cpu::Meter,
+) -> Result<()> {
     eprintln!(
         "P3: persister catch-up over a backlog of {} vs raw inserts at concurrency 64",
         sizes.backlog
@@ -634,8 +714,11 @@ async fn catch_up_in(world: &world::World, sizes: Sizes, report: &mut Report) ->
     .into_iter()
     .map(|(_, high)| high)
     .collect();
+    meter.settle(SETTLE).await;
     let mut persister = world.persister()?;
     persister.start_ready().await?;
+    meter.watch("persister", persister.pid());
+    let run = meter.start("P3 platform", &["persister"]);
     let drained = world::wait_committed(
         &world.names.topic,
         &world.names.group,
@@ -643,10 +726,14 @@ async fn catch_up_in(world: &world::World, sizes: Sizes, report: &mut Report) ->
         Duration::from_secs(1800),
     )
     .await?;
+    meter.finish_count(run, sizes.backlog);
     persister.stop().await?;
     let platform = sizes.backlog as f64 / drained.as_secs_f64();
     let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
+    meter.settle(SETTLE).await;
+    let run = meter.start("P3 baseline", &[]);
     let inserts = table.insert_closed(sizes.backlog, 64).await;
+    meter.finish(run, &inserts);
     check_failures("P3 inserts", &[&inserts])?;
     let baseline = inserts.rate();
     report.push(Row::goal_at_least(

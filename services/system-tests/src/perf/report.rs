@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::Sizes;
+use super::cpu::CpuRun;
 use super::stats::Latencies;
 
 /// One figure.
@@ -99,6 +100,7 @@ pub struct Report {
     sizes: Sizes,
     rows: Vec<Row>,
     plots: Vec<Plot>,
+    cpu: Vec<CpuRun>,
 }
 
 impl Report {
@@ -107,7 +109,13 @@ impl Report {
             sizes,
             rows: Vec::new(),
             plots: Vec::new(),
+            cpu: Vec::new(),
         }
+    }
+
+    /// Each figure's CPU per operation, by process.
+    pub fn cpu(&mut self, runs: Vec<CpuRun>) {
+        self.cpu = runs;
     }
 
     pub fn push(&mut self, row: Row) {
@@ -165,7 +173,62 @@ impl Report {
             );
         }
         let _ = writeln!(text, "\nLatency distributions: `latency.svg`.");
+        self.cpu_table(&mut text);
         text
+    }
+
+    /// CPU time per operation of every process over each side of each figure: where a
+    /// ratio's difference is spent when all processes share the machine's cores.
+    fn cpu_table(&self, text: &mut String) {
+        if self.cpu.is_empty() {
+            return;
+        }
+        let mut processes: Vec<&str> = Vec::new();
+        for run in &self.cpu {
+            for (name, _) in &run.cpu {
+                if !processes.contains(&name.as_str()) {
+                    processes.push(name);
+                }
+            }
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let _ = writeln!(
+            text,
+            "\n## CPU per operation\n\nMicroseconds of CPU (user + system) each process spent per operation over the measured runs of each side (P5: per delivery). `bound` is the rate {cores} cores would allow if that CPU were all that limited it; `used` is the share of the cores busy during the run.\n"
+        );
+        let _ = writeln!(
+            text,
+            "| run | operations | {} | total | bound | used |",
+            processes.join(" | ")
+        );
+        let _ = writeln!(
+            text,
+            "|---|---|{}---|---|---|",
+            "---|".repeat(processes.len())
+        );
+        for run in &self.cpu {
+            let cells: Vec<String> = processes
+                .iter()
+                .map(|p| {
+                    if run.cpu.iter().any(|(name, _)| name == p) {
+                        format!("{:.1}", run.micros_per_op(p))
+                    } else {
+                        "-".to_owned()
+                    }
+                })
+                .collect();
+            let total = run.total_micros_per_op();
+            let busy: f64 = run.cpu.iter().map(|(_, d)| d.as_secs_f64()).sum();
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {total:.1} | {:.0}/s | {:.0} % |",
+                run.label,
+                run.operations,
+                cells.join(" | "),
+                cores as f64 * 1e6 / total.max(1e-9),
+                100.0 * busy / (cores as f64 * run.wall.as_secs_f64().max(1e-9)),
+            );
+        }
     }
 
     /// Writes `results.md` and `latency.svg` into `dir`.
