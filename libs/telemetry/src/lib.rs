@@ -119,18 +119,32 @@ where
     let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let trace_filter =
         EnvFilter::try_from_env(TRACES_FILTER_VARIABLE).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Per span, only what a trace needs. The source location and thread attributes, the
+    // busy/idle timing (a clock read on every poll) and the activation of an
+    // OpenTelemetry context on every entry (for OpenTelemetry-native instrumentation,
+    // which the services do not use: propagation reads the tracing span's context) cost
+    // allocations and time on every poll of every request and were in no view. Span
+    // bookkeeping was about a fifth of the persister's samples in the bench's profiles
+    // (`cargo xtask bench --profile`).
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(trace_filter);
+    // The JSON lines take their fields from the event and the span's name only
+    // (`logs::JsonWithTrace`), so the formatter must not render every span's fields
+    // when the span opens, as tracing-subscriber's default does.
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .fmt_fields(logs::NoSpanFields)
+        .event_format(logs::JsonWithTrace)
+        .with_writer(writer)
+        .with_filter(log_filter);
     let registered = tracing_subscriber::registry()
-        .with(
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(trace_filter),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .event_format(logs::JsonWithTrace)
-                .with_writer(writer)
-                .with_filter(log_filter),
-        )
+        .with(traces)
+        .with(logs)
         .try_init();
     if registered.is_err() {
         // A second init in one process (tests): the first subscriber stays.

@@ -92,6 +92,22 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The span field formatter of the log layer: renders nothing. tracing-subscriber
+/// formats each span's fields into text when the span opens, for formatters that print
+/// them; [`JsonWithTrace`] prints the span's name and ids only, so that text was work on
+/// every request for nothing.
+pub struct NoSpanFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'writer>,
+        _fields: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+}
+
 /// Collects an event's fields as JSON values.
 struct Fields(Map<String, Value>);
 
