@@ -511,11 +511,11 @@ pub fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-/// `router`, also answering every route with a trailing slash (`POST /documents/`), as the
+/// `service` (a router), also answering every route with a trailing slash (`POST /documents/`), as the
 /// seed's services did: the seed's own clients call them that way. The slash is removed
 /// before routing, so each route is written, and labelled in spans and metrics, once.
-pub fn accept_trailing_slashes(router: Router) -> NormalizePath<Router> {
-    NormalizePath::trim_trailing_slash(router)
+pub fn accept_trailing_slashes<S>(service: S) -> NormalizePath<S> {
+    NormalizePath::trim_trailing_slash(service)
 }
 
 /// How long a client may take to send a request's headers before its connection is

@@ -52,13 +52,20 @@ impl ReplayStalled {
     }
 }
 
-/// One event frame went to one stream.
-#[derive(Debug, Clone, Copy)]
-pub struct EventSent;
+/// Event frames sent on one stream. Each stream holds the counter's handle: looking it up
+/// in the metrics registry for every frame took about 3 % of the notifier's samples while
+/// it fanned events out to 1,000 streams (`cargo xtask bench --profile`).
+#[derive(Debug)]
+pub struct EventsSent(metrics::Counter);
 
-impl EventSent {
-    pub fn emit(self) {
-        metrics::counter!(names::SSE_EVENTS_SENT).increment(1);
+impl EventsSent {
+    pub fn new() -> Self {
+        Self(metrics::counter!(names::SSE_EVENTS_SENT))
+    }
+
+    /// One event frame went to this stream.
+    pub fn emit(&self) {
+        self.0.increment(1);
     }
 }
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use web::{ApiError, Query};
 
 use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
-use crate::internal_events::{EventSent, ReplayFailed, ReplayStep, ReplaysBusy};
+use crate::internal_events::{EventsSent, ReplayFailed, ReplayStep, ReplaysBusy};
 use crate::kafka::{ReplayLease, ReplayPool, ReplayReader, Replayed};
 use crate::repeats::RecentIds;
 use crate::stall::StallWatch;
@@ -321,6 +321,7 @@ async fn listen(
         filter,
         hub: Arc::clone(&streams.hub),
         replayed: RecentIds::new(crate::repeats::MIN_WINDOW),
+        sent: EventsSent::new(),
         _guard: subscription.guard,
     };
     let stream = futures::stream::unfold(state, next_frame);
@@ -464,6 +465,7 @@ struct StreamState {
     /// Event ids sent from history (Kafka and memory) on this stream: the hub keeps
     /// repeats out of what it holds, but a replay reaches back beyond what it has seen.
     replayed: RecentIds,
+    sent: EventsSent,
     _guard: ClientGuard,
 }
 
@@ -474,7 +476,7 @@ impl StreamState {
         if self.filter.is_some_and(|id| id != item.document) {
             return None;
         }
-        EventSent.emit();
+        self.sent.emit();
         Some(
             SseEvent::default()
                 .id(self.position.to_string())
@@ -519,73 +521,13 @@ async fn produce_frame(
         if let Some(frame) = state.queued.pop_front() {
             return Some((Ok(frame), state));
         }
-        if let Some(reader) = state.reader.as_mut() {
-            match reader.next().await {
-                Ok(Replayed::Record(offset, item)) => {
-                    if let Some(item) = item {
-                        if let Some(frame) = state.history_frame(&item) {
-                            return Some((Ok(frame), state));
-                        }
-                    } else if let Some(replay) = state.replays.front() {
-                        // Not an event: only the position moves on.
-                        state.position.advance(replay.partition, offset);
-                    }
-                    continue;
-                }
-                Ok(Replayed::End) => {
-                    state.reader = None;
-                    state.replays.pop_front();
-                    if state.replays.is_empty() {
-                        // Done with older history: free the reader slot for others.
-                        state.lease = None;
-                    }
-                    continue;
-                }
-                Ok(Replayed::Lost) => {
-                    state.reader = None;
-                    if !state.skip_lost_history().await {
-                        return None;
-                    }
-                    continue;
-                }
-                Err(error) => {
-                    // End the stream: the client reconnects with its last id and the
-                    // replay starts again.
-                    ReplayFailed {
-                        step: ReplayStep::Read,
-                        error: &error,
-                    }
-                    .emit();
-                    return None;
-                }
-            }
-        }
-        if let Some(&replay) = state.replays.front() {
-            let from = state.position.get(replay.partition).max(replay.from);
-            if from >= replay.until {
-                state.replays.pop_front();
-                if state.replays.is_empty() {
-                    state.lease = None;
-                }
-                continue;
-            }
-            let Some(replaying) = state.lease.as_ref() else {
-                // Cannot happen: a stream with replays holds a lease from its start.
-                return None;
-            };
-            match replaying.lease.open(replay.partition, from, replay.until) {
-                Ok(reader) => {
-                    state.reader = Some(reader);
-                    continue;
-                }
-                Err(error) => {
-                    ReplayFailed {
-                        step: ReplayStep::Open,
-                        error: &error,
-                    }
-                    .emit();
-                    return None;
-                }
+        // Boxed: reading older history from Kafka needs a large future, which every
+        // stream would otherwise carry, replaying or not, for as long as it is open.
+        if state.reader.is_some() || !state.replays.is_empty() {
+            match Box::pin(state.next_from_kafka()).await {
+                KafkaStep::Frame(frame) => return Some((Ok(frame), state)),
+                KafkaStep::Again => continue,
+                KafkaStep::End => return None,
             }
         }
         if let Some(item) = state.memory.pop_front() {
@@ -601,7 +543,92 @@ async fn produce_frame(
     }
 }
 
+/// What one step of reading older history from Kafka gave.
+enum KafkaStep {
+    Frame(SseEvent),
+    /// Read on (the next record, range or source).
+    Again,
+    /// End the stream (the client resumes with its last id).
+    End,
+}
+
 impl StreamState {
+    /// One step of the replay from Kafka: the next record of the open range, or the next
+    /// range opened. Only called while there is a reader or a range left.
+    async fn next_from_kafka(&mut self) -> KafkaStep {
+        if let Some(reader) = self.reader.as_mut() {
+            return match reader.next().await {
+                Ok(Replayed::Record(offset, item)) => {
+                    if let Some(item) = item {
+                        if let Some(frame) = self.history_frame(&item) {
+                            return KafkaStep::Frame(frame);
+                        }
+                    } else if let Some(replay) = self.replays.front() {
+                        // Not an event: only the position moves on.
+                        self.position.advance(replay.partition, offset);
+                    }
+                    KafkaStep::Again
+                }
+                Ok(Replayed::End) => {
+                    self.reader = None;
+                    self.replays.pop_front();
+                    if self.replays.is_empty() {
+                        // Done with older history: free the reader slot for others.
+                        self.lease = None;
+                    }
+                    KafkaStep::Again
+                }
+                Ok(Replayed::Lost) => {
+                    self.reader = None;
+                    if self.skip_lost_history().await {
+                        KafkaStep::Again
+                    } else {
+                        KafkaStep::End
+                    }
+                }
+                Err(error) => {
+                    // End the stream: the client reconnects with its last id and the
+                    // replay starts again.
+                    ReplayFailed {
+                        step: ReplayStep::Read,
+                        error: &error,
+                    }
+                    .emit();
+                    KafkaStep::End
+                }
+            };
+        }
+        let Some(&replay) = self.replays.front() else {
+            return KafkaStep::Again;
+        };
+        let from = self.position.get(replay.partition).max(replay.from);
+        if from >= replay.until {
+            self.replays.pop_front();
+            if self.replays.is_empty() {
+                self.lease = None;
+            }
+            return KafkaStep::Again;
+        }
+        let Some(replaying) = self.lease.as_ref() else {
+            // Cannot happen: a stream with replays holds a lease from its start.
+            return KafkaStep::End;
+        };
+        match replaying.lease.open(replay.partition, from, replay.until) {
+            Ok(reader) => {
+                self.reader = Some(reader);
+                KafkaStep::Again
+            }
+            Err(error) => {
+                ReplayFailed {
+                    step: ReplayStep::Open,
+                    error: &error,
+                }
+                .emit();
+                KafkaStep::End
+            }
+        }
+    }
+
     /// The replay's next offset is no longer in the topic (retention or a deletion took
     /// it): moves the position to the earliest offset the topic holds and queues an
     /// `event: reset` saying so. `false` when that cannot be done and the stream must end

@@ -14,6 +14,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
 
 use crate::internal_events::ConnectionsCut;
 use crate::routes::ConnectionKill;
@@ -39,10 +40,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         };
         let _ = socket.set_nodelay(true);
         let kill = force.child_token();
+        // The extension wraps the whole router once: `Router::layer` would wrap each of
+        // its routes anew for every connection, allocations every stream held for life.
         let service = TowerToHyperService::new(web::accept_trailing_slashes(
-            router
-                .clone()
-                .layer(axum::Extension(ConnectionKill(kill.clone()))),
+            axum::Extension(ConnectionKill(kill.clone())).layer(router.clone()),
         ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
