@@ -6,7 +6,7 @@ use std::time::Duration;
 pub mod defaults {
     pub const STUCK_AFTER_SECS: u64 = 60;
     pub const TOPIC_CHECK_SECS: u64 = 30;
-    pub const LANES: usize = 32;
+    pub const LANES: usize = 64;
     pub const POSITIONS_FLUSH_MS: u64 = 10;
 }
 

@@ -70,7 +70,7 @@ impl Publisher {
         let timeout = config.produce_timeout();
         // A 2xx must mean the command is durable: idempotent, acks=all, bounded wait.
         let producer = messaging::durable_producer_config(&config.kafka.bootstrap_servers, timeout)
-            .set("linger.ms", "2")
+            .set("linger.ms", config.linger_ms.to_string())
             .create()?;
         Ok(Self {
             producer,
