@@ -401,6 +401,41 @@ mod tests {
     }
 
     #[test]
+    fn the_cpu_table_charges_each_process_per_operation_and_marks_absent_ones() {
+        let mut report = Report::new(Sizes::SHORT);
+        let run = |label: &str, cpu: Vec<(&str, u64)>| CpuRun {
+            label: label.into(),
+            operations: 1000,
+            wall: Duration::from_secs(1),
+            cpu: cpu
+                .into_iter()
+                .map(|(name, ms)| (name.to_owned(), Duration::from_millis(ms)))
+                .collect(),
+        };
+        report.cpu(vec![
+            run("P6 baseline", vec![("client", 20), ("cassandra", 80)]),
+            run(
+                "P6 platform",
+                vec![("client", 50), ("cassandra", 90), ("reader", 60)],
+            ),
+        ]);
+        let text = report.markdown("test machine");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // 20 ms and 80 ms over 1,000 reads: 20 and 80 µs each; no reader on this side.
+        let bound = cores as f64 * 1e6 / 100.0;
+        assert!(
+            text.contains(&format!(
+                "| P6 baseline | 1000 | 20.0 | 80.0 | - | 100.0 | {bound:.0}/s |"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("| P6 platform | 1000 | 50.0 | 90.0 | 60.0 | 200.0 |"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_plot_draws_both_series_of_each_panel() {
         let mut report = Report::new(Sizes::SHORT);
         let series =
