@@ -190,6 +190,9 @@ async fn measure(
     let run = meter.start("P2 platform", &["producer"]);
     let platform = creates_open(&http, &producer.url(), count, rate).await;
     meter.finish(run, &platform);
+    // Open-loop runs are one per side: the baseline starts once the consumers have
+    // drained what the platform side wrote, rather than meeting that work.
+    meter.settle(SETTLE).await;
     let run = meter.start("P2 baseline", &[]);
     let baseline = raw::produce_open(&kafka, &topic, count, rate).await;
     meter.finish(run, &baseline);
@@ -225,6 +228,7 @@ async fn measure(
     )
     .await?;
     meter.finish(run, &platform);
+    meter.settle(SETTLE).await;
     let run = meter.start("P4 baseline", &[]);
     let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
     meter.finish(run, &baseline);
