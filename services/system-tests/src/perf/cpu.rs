@@ -8,10 +8,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use tokio::process::{Child, Command};
 
 use super::drive::Outcome;
 
@@ -90,7 +91,7 @@ impl Meter {
 
     /// Starts a run called `label`; with profiling on, samples the processes named in
     /// `profile` over it (the first run of each label only).
-    pub fn start(&mut self, label: &str, profile: &[&str]) -> Started {
+    pub async fn start(&mut self, label: &str, profile: &[&str]) -> Started {
         let recorder = match &self.profiles {
             Some(dir) if !profile.is_empty() && self.profiled.insert(label.to_owned()) => {
                 let pids: Vec<String> = self
@@ -99,7 +100,7 @@ impl Meter {
                     .filter(|(name, _)| profile.contains(&name.as_str()))
                     .map(|(_, pid)| pid.to_string())
                     .collect();
-                record(dir, label, &pids)
+                record(dir, label, &pids).await
             }
             _ => None,
         };
@@ -111,13 +112,27 @@ impl Meter {
         }
     }
 
+    /// Runs `operations` as a run called `label` (see [`Meter::start`]); its successful
+    /// operations are the ones charged.
+    pub async fn measure(
+        &mut self,
+        label: &str,
+        profile: &[&str],
+        operations: impl std::future::Future<Output = Outcome>,
+    ) -> Outcome {
+        let run = self.start(label, profile).await;
+        let outcome = operations.await;
+        self.finish(run, &outcome).await;
+        outcome
+    }
+
     /// Ends `run` after `outcome`'s successful operations.
-    pub fn finish(&mut self, run: Started, outcome: &Outcome) {
-        self.finish_count(run, outcome.latencies.len());
+    pub async fn finish(&mut self, run: Started, outcome: &Outcome) {
+        self.finish_count(run, outcome.latencies.len()).await;
     }
 
     /// Ends `run` after `operations` operations.
-    pub fn finish_count(&mut self, run: Started, operations: usize) {
+    pub async fn finish_count(&mut self, run: Started, operations: usize) {
         let wall = run.at.elapsed();
         let now = self.ticks();
         let cpu = now
@@ -133,7 +148,7 @@ impl Meter {
             })
             .collect();
         if let Some((child, data)) = run.recorder {
-            summarise(child, &data);
+            summarise(child, &data).await;
         }
         // Rounds of one side (ABBA) add up into one run.
         if let Some(same) = self.runs.iter_mut().find(|r| r.label == run.label) {
@@ -252,7 +267,7 @@ fn infra_processes() -> Vec<(String, i32)> {
 }
 
 /// Starts `perf record` on `pids` (a flat profile, 499 samples a second per thread).
-fn record(dir: &Path, label: &str, pids: &[String]) -> Option<(Child, PathBuf)> {
+async fn record(dir: &Path, label: &str, pids: &[String]) -> Option<(Child, PathBuf)> {
     if pids.is_empty() {
         return None;
     }
@@ -274,7 +289,7 @@ fn record(dir: &Path, label: &str, pids: &[String]) -> Option<(Child, PathBuf)> 
     match child {
         Ok(child) => {
             // perf needs a moment to attach to every thread before the run starts.
-            std::thread::sleep(Duration::from_millis(300));
+            tokio::time::sleep(Duration::from_millis(300)).await;
             Some((child, data))
         }
         Err(error) => {
@@ -286,12 +301,15 @@ fn record(dir: &Path, label: &str, pids: &[String]) -> Option<(Child, PathBuf)> 
 
 /// Stops `perf record` and writes its report beside the data as text: the functions that
 /// took at least 0.5 % of the samples, by process and library.
-fn summarise(mut child: Child, data: &Path) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    let _ = child.wait();
+async fn summarise(mut child: Child, data: &Path) {
+    // perf writes its data file on SIGINT; a kill would leave it truncated.
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+    let _ = child.wait().await;
     let text = data.with_extension("txt");
     let report = Command::new("perf")
         .args([
@@ -307,6 +325,7 @@ fn summarise(mut child: Child, data: &Path) {
         .arg(data)
         .stderr(Stdio::null())
         .output()
+        .await
         .context("cannot run `perf report`");
     match report {
         Ok(output) if output.status.success() => {
@@ -349,8 +368,8 @@ mod tests {
         assert!(after > before, "{before} -> {after}");
     }
 
-    #[test]
-    fn rounds_of_one_label_add_up() {
+    #[tokio::test]
+    async fn rounds_of_one_label_add_up() {
         let mut meter = Meter {
             processes: vec![("client".into(), std::process::id() as i32)],
             runs: Vec::new(),
@@ -358,8 +377,8 @@ mod tests {
             profiled: BTreeSet::new(),
         };
         for _ in 0..2 {
-            let run = meter.start("P1 platform", &[]);
-            meter.finish_count(run, 10);
+            let run = meter.start("P1 platform", &[]).await;
+            meter.finish_count(run, 10).await;
         }
         assert_eq!(meter.runs().len(), 1);
         assert_eq!(meter.runs()[0].operations, 20);

@@ -139,32 +139,24 @@ async fn measure(
         sizes.concurrency
     );
     let created = Arc::new(Mutex::new(Vec::new()));
-    let (mut platform, mut baseline) = (Vec::new(), Vec::new());
-    // ABBA: the side that runs second in a pair meets what the first left behind (the
-    // consumers still at work), so each side runs first once.
-    for round in 0..2 {
-        for side in sides(round) {
-            if side == Side::Platform {
-                let run = meter.start("P1 platform", &["producer"]);
-                let outcome = creates_closed(
-                    &http,
-                    &producer.url(),
-                    sizes.commands,
-                    sizes.concurrency,
-                    &created,
-                )
-                .await;
-                meter.finish(run, &outcome);
-                platform.push(outcome);
-            } else {
-                let run = meter.start("P1 baseline", &[]);
-                let outcome =
-                    raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await;
-                meter.finish(run, &outcome);
-                baseline.push(outcome);
-            }
-        }
-    }
+    let producer_url = producer.url();
+    let (platform, baseline) = alternating(
+        meter,
+        "P1",
+        (&["producer"], &[]),
+        async || {
+            creates_closed(
+                &http,
+                &producer_url,
+                sizes.commands,
+                sizes.concurrency,
+                &created,
+            )
+            .await
+        },
+        async || raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await,
+    )
+    .await;
     let p1_platform = mean_rate(&platform)?;
     let p1_baseline = mean_rate(&baseline)?;
     report.push(Row::goal_at_least(
@@ -187,15 +179,23 @@ async fn measure(
     let rate = p1_platform / 2.0;
     let count = (rate * sizes.rate_secs) as usize;
     eprintln!("P2: p99 at {rate:.0}/s ({count} commands) vs raw produce-to-ack at the same rate");
-    let run = meter.start("P2 platform", &["producer"]);
-    let platform = creates_open(&http, &producer.url(), count, rate).await;
-    meter.finish(run, &platform);
+    let platform = meter
+        .measure(
+            "P2 platform",
+            &["producer"],
+            creates_open(&http, &producer.url(), count, rate),
+        )
+        .await;
     // Open-loop runs are one per side: the baseline starts once the consumers have
     // drained what the platform side wrote, rather than meeting that work.
     meter.settle(SETTLE).await;
-    let run = meter.start("P2 baseline", &[]);
-    let baseline = raw::produce_open(&kafka, &topic, count, rate).await;
-    meter.finish(run, &baseline);
+    let baseline = meter
+        .measure(
+            "P2 baseline",
+            &[],
+            raw::produce_open(&kafka, &topic, count, rate),
+        )
+        .await;
     check_failures("P2", &[&platform, &baseline])?;
     report.push(Row::goal_at_most(
         "P2",
@@ -218,7 +218,7 @@ async fn measure(
         "P4: command to SSE delivery vs raw produce to consume ({} at {}/s)",
         sizes.p4_commands, sizes.p4_rate
     );
-    let run = meter.start("P4 platform", &["producer", "notifier"]);
+    let run = meter.start("P4 platform", &["producer", "notifier"]).await;
     let platform = command_to_sse(
         &http,
         &producer.url(),
@@ -227,11 +227,11 @@ async fn measure(
         sizes.p4_rate,
     )
     .await?;
-    meter.finish(run, &platform);
+    meter.finish(run, &platform).await;
     meter.settle(SETTLE).await;
-    let run = meter.start("P4 baseline", &[]);
+    let run = meter.start("P4 baseline", &[]).await;
     let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
-    meter.finish(run, &baseline);
+    meter.finish(run, &baseline).await;
     check_failures("P4", &[&platform, &baseline])?;
     report.push(Row::goal_at_most(
         "P4",
@@ -265,33 +265,19 @@ async fn measure(
         sizes.concurrency
     );
     let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
-    let (mut platform, mut baseline) = (Vec::new(), Vec::new());
-    // ABBA: the side that runs second in a pair meets what the first left behind (the
-    // consumers still at work), so each side runs first once.
-    for round in 0..2 {
-        for side in sides(round) {
-            if side == Side::Platform {
-                let run = meter.start("P6 platform", &["reader"]);
-                let outcome = reads_closed(
-                    &http,
-                    &reader.url(),
-                    &ids,
-                    sizes.commands,
-                    sizes.concurrency,
-                )
-                .await;
-                meter.finish(run, &outcome);
-                platform.push(outcome);
-            } else {
-                let run = meter.start("P6 baseline", &[]);
-                let outcome = table
-                    .read_closed(&ids, sizes.commands, sizes.concurrency)
-                    .await;
-                meter.finish(run, &outcome);
-                baseline.push(outcome);
-            }
-        }
-    }
+    let reader_url = reader.url();
+    let (platform, baseline) = alternating(
+        meter,
+        "P6",
+        (&["reader"], &[]),
+        async || reads_closed(&http, &reader_url, &ids, sizes.commands, sizes.concurrency).await,
+        async || {
+            table
+                .read_closed(&ids, sizes.commands, sizes.concurrency)
+                .await
+        },
+    )
+    .await;
     let (p6_platform, p6_baseline) = (mean_rate(&platform)?, mean_rate(&baseline)?);
     report.push(Row::goal_at_least(
         "P6",
@@ -317,21 +303,34 @@ async fn measure(
     catch_up(layout, sizes, report, meter).await
 }
 
-/// Which side of a figure runs first in an ABBA pair of rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Platform,
-    Baseline,
-}
-
-/// ABBA: the side that runs second in a pair meets what the first left behind (the
-/// consumers still at work), so each side runs first once.
-fn sides(round: usize) -> [Side; 2] {
-    if round.is_multiple_of(2) {
-        [Side::Baseline, Side::Platform]
-    } else {
-        [Side::Platform, Side::Baseline]
+/// The two sides of a throughput figure in two rounds, ABBA: the side that runs second in
+/// a pair meets what the first left behind (the consumers still at work), so each side
+/// runs first once. Each run is charged to `<figure> platform` or `<figure> baseline`;
+/// `profiles` names the processes `--profile` samples for each side.
+async fn alternating(
+    meter: &mut cpu::Meter,
+    figure: &str,
+    profiles: (&[&str], &[&str]),
+    mut platform: impl AsyncFnMut() -> drive::Outcome,
+    mut baseline: impl AsyncFnMut() -> drive::Outcome,
+) -> (Vec<drive::Outcome>, Vec<drive::Outcome>) {
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for platform_first in [false, true] {
+        for platform_now in [platform_first, !platform_first] {
+            if platform_now {
+                let outcome = meter
+                    .measure(&format!("{figure} platform"), profiles.0, platform())
+                    .await;
+                ours.push(outcome);
+            } else {
+                let outcome = meter
+                    .measure(&format!("{figure} baseline"), profiles.1, baseline())
+                    .await;
+                raw.push(outcome);
+            }
+        }
     }
+    (ours, raw)
 }
 
 fn reader_process(world: &world::World) -> Result<ServiceProcess> {
@@ -510,13 +509,13 @@ async fn fanout(
 
     let clients = fleet::Fleet::connect(address, "/documents", sizes.streams).await?;
     let deliveries = sizes.streams * events.len();
-    let run = meter.start("P5 platform", &["notifier"]);
+    let run = meter.start("P5 platform", &["notifier"]).await;
     let started = Instant::now();
     futures_util::future::join_all(events.iter().map(|event| raw::send(kafka, topic, event))).await;
     let notifier_time = clients
         .wait_all(events.len(), started, Duration::from_secs(120))
         .await?;
-    meter.finish_count(run, deliveries);
+    meter.finish_count(run, deliveries).await;
     drop(clients);
 
     let mut bare = child::Helper::start("bare-sse").await?;
@@ -527,7 +526,7 @@ async fn fanout(
         .iter()
         .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
         .collect();
-    let run = meter.start("P5 baseline", &[]);
+    let run = meter.start("P5 baseline", &[]).await;
     let started = Instant::now();
     for payload in &payloads {
         bare.send(payload).await?;
@@ -535,7 +534,7 @@ async fn fanout(
     let bare_time = clients
         .wait_all(events.len(), started, Duration::from_secs(120))
         .await?;
-    meter.finish_count(run, deliveries);
+    meter.finish_count(run, deliveries).await;
     drop(clients);
     // The same server's memory per idle stream: what hyper, axum and a broadcast
     // receiver hold per stream, for the notifier's figure to be read against.
@@ -646,20 +645,16 @@ async fn telemetry_overhead(
     traced.start_ready().await?;
     meter.watch("producer (traced)", traced.pid());
     let ids = Arc::new(Mutex::new(Vec::new()));
-    let (mut on, mut off) = (Vec::new(), Vec::new());
-    for round in 0..2 {
-        // The traced producer is P7's platform side, the quiet one its baseline.
-        for side in sides(round) {
-            let (label, url, profile, into) = match side {
-                Side::Platform => ("P7 platform", traced.url(), "producer (traced)", &mut on),
-                Side::Baseline => ("P7 baseline", quiet.to_owned(), "producer", &mut off),
-            };
-            let run = meter.start(label, &[profile]);
-            let outcome = creates_closed(http, &url, sizes.commands, sizes.concurrency, &ids).await;
-            meter.finish(run, &outcome);
-            into.push(outcome);
-        }
-    }
+    // The traced producer is P7's platform side, the quiet one its baseline.
+    let traced_url = traced.url();
+    let (on, off) = alternating(
+        meter,
+        "P7",
+        (&["producer (traced)"], &["producer"]),
+        async || creates_closed(http, &traced_url, sizes.commands, sizes.concurrency, &ids).await,
+        async || creates_closed(http, quiet, sizes.commands, sizes.concurrency, &ids).await,
+    )
+    .await;
     // Let the exporter's last batch arrive, then make sure the spans did reach it.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let spans: usize = receiver
@@ -722,7 +717,7 @@ async fn catch_up_in(
     let mut persister = world.persister()?;
     persister.start_ready().await?;
     meter.watch("persister", persister.pid());
-    let run = meter.start("P3 platform", &["persister"]);
+    let run = meter.start("P3 platform", &["persister"]).await;
     let drained = world::wait_committed(
         &world.names.topic,
         &world.names.group,
@@ -730,14 +725,14 @@ async fn catch_up_in(
         Duration::from_secs(1800),
     )
     .await?;
-    meter.finish_count(run, sizes.backlog);
+    meter.finish_count(run, sizes.backlog).await;
     persister.stop().await?;
     let platform = sizes.backlog as f64 / drained.as_secs_f64();
     let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
     meter.settle(SETTLE).await;
-    let run = meter.start("P3 baseline", &[]);
-    let inserts = table.insert_closed(sizes.backlog, 64).await;
-    meter.finish(run, &inserts);
+    let inserts = meter
+        .measure("P3 baseline", &[], table.insert_closed(sizes.backlog, 64))
+        .await;
     check_failures("P3 inserts", &[&inserts])?;
     let baseline = inserts.rate();
     report.push(Row::goal_at_least(
