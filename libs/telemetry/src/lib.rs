@@ -22,6 +22,7 @@ pub mod kafka;
 mod logs;
 pub mod names;
 mod prometheus;
+mod stderr;
 
 use std::io::Write;
 
@@ -48,13 +49,19 @@ static PROPAGATOR: std::sync::LazyLock<TraceContextPropagator> =
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Guard {
     provider: SdkTracerProvider,
+    /// The thread that writes log lines to stderr ([`init`] only); dropped after the
+    /// provider's shutdown, so that the lines of the shutdown are written too.
+    logs: Option<stderr::Background>,
 }
 
 impl Guard {
-    /// Exports the spans that are buffered now.
+    /// Exports the spans that are buffered now, and writes the log lines gathered.
     pub fn flush(&self) {
         if let Err(error) = self.provider.force_flush() {
             eprintln!("telemetry: flushing spans failed: {error}");
+        }
+        if let Some(logs) = &self.logs {
+            logs.flush();
         }
     }
 }
@@ -73,8 +80,36 @@ pub const TRACES_FILTER_VARIABLE: &str = "TRACES_FILTER";
 
 /// Sets up logs, traces and metrics for `service`, writing logs to stderr. Call once,
 /// first thing in `main`, inside the Tokio runtime (the gRPC exporter needs it).
+///
+/// Log lines go to stderr from a thread of their own, in batches at most
+/// 20 ms late: a `write` system call per line was a good part of what
+/// a logged Kafka record cost. Dropping the guard, and a panic, write what is gathered.
 pub fn init(service: &'static str) -> Guard {
-    init_with_writer(service, std::io::stderr)
+    match stderr::Background::stderr() {
+        Ok((background, lines)) => {
+            flush_logs_on_panic(lines.clone());
+            let mut guard = init_with_writer(service, lines);
+            guard.logs = Some(background);
+            guard
+        }
+        Err(error) => {
+            eprintln!(
+                "telemetry: cannot start the log output thread ({error}); logs are written \
+                 line by line"
+            );
+            init_with_writer(service, std::io::stderr)
+        }
+    }
+}
+
+/// A panic's message goes to stderr directly (the default hook); the log lines before
+/// it are written first, so that they are not lost if the panic ends the process.
+fn flush_logs_on_panic(lines: stderr::Lines) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        lines.try_flush();
+        previous(info);
+    }));
 }
 
 /// [`init`] with logs written to `writer` (tests read them back).
@@ -156,7 +191,10 @@ where
         otlp = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
         "telemetry initialised"
     );
-    Guard { provider }
+    Guard {
+        provider,
+        logs: None,
+    }
 }
 
 /// The tracer provider: always there (so spans have real ids), exporting over OTLP only
