@@ -10,6 +10,7 @@
 //!   spans of the messaging conventions.
 //! - [`db`]: a Cassandra call wrapped in a CLIENT span and timed.
 //! - [`names`]: the metric names of the contract.
+//! - [`logs`] and [`stderr`]: the JSON log line and the thread that writes the lines.
 //! - [`events`]: occurrences that several services report, each a type whose `emit()`
 //!   logs and counts with typed labels.
 
@@ -19,10 +20,10 @@ pub mod events;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
-mod logs;
+pub mod logs;
 pub mod names;
 mod prometheus;
-mod stderr;
+pub mod stderr;
 
 use std::io::Write;
 
@@ -31,6 +32,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -82,7 +84,7 @@ pub const TRACES_FILTER_VARIABLE: &str = "TRACES_FILTER";
 /// first thing in `main`, inside the Tokio runtime (the gRPC exporter needs it).
 ///
 /// Log lines go to stderr from a thread of their own, in batches at most
-/// 20 ms late: a `write` system call per line was a good part of what
+/// [`stderr::FLUSH_EVERY`] (20 ms) late: a `write` system call per line was a good part of what
 /// a logged Kafka record cost. Dropping the guard, and a panic, write what is gathered.
 pub fn init(service: &'static str) -> Guard {
     match stderr::Background::stderr() {
@@ -161,13 +163,23 @@ where
     // allocations and time on every poll of every request and were in no view. Span
     // bookkeeping was about a fifth of the persister's samples in the bench's profiles
     // (`cargo xtask bench --profile`).
+    //
+    // Events reach the spans as span events only from WARN up: the INFO line per Kafka
+    // record ("event published", "event applied") became a span event with its fields
+    // copied into attributes, about as much work again as the line itself, for a view
+    // (Jaeger's span logs) that the JSON line already gives through its trace_id. A
+    // warning or an error inside a span still shows on it.
     let traces = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_context_activation(false)
-        .with_filter(trace_filter);
+        .with_filter(
+            trace_filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+            })),
+        );
     // The JSON lines take their fields from the event and the span's name only
     // (`logs::JsonWithTrace`), so the formatter must not render every span's fields
     // when the span opens, as tracing-subscriber's default does.

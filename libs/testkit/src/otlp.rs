@@ -35,6 +35,9 @@ pub struct ReceivedSpan {
     /// The spans it links to, as `trace_id:span_id`.
     #[serde(default)]
     pub links: Vec<String>,
+    /// The names of its span events (a log event inside the span: its message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 type Spans = Arc<Mutex<VecDeque<ReceivedSpan>>>;
@@ -184,6 +187,7 @@ fn collect(request: ExportTraceServiceRequest, spans: &Spans) {
                         .iter()
                         .map(|l| format!("{}:{}", hex(&l.trace_id), hex(&l.span_id)))
                         .collect(),
+                    events: span.events.iter().map(|e| e.name.clone()).collect(),
                     name: span.name,
                     service: service.clone(),
                     attributes: span

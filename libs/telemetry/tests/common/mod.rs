@@ -30,6 +30,10 @@ pub fn export_one_span(protocol: &str, log_filter: Option<&str>) {
         let trace_id = {
             let span = tracing::info_span!("exported", otel.kind = "server", "http.route" = "/x");
             let _entered = span.enter();
+            // Only events from WARN up become span events; the JSON log line carries
+            // the others.
+            tracing::info!("routine");
+            tracing::warn!("worth a look");
             telemetry::current_trace_id()
         };
         assert_ne!(trace_id, "0".repeat(32), "the info span was not traced");
@@ -43,5 +47,6 @@ pub fn export_one_span(protocol: &str, log_filter: Option<&str>) {
         assert_eq!(spans[0].kind, "SERVER");
         assert_eq!(spans[0].service, "export-test");
         assert_eq!(spans[0].attributes["http.route"], "/x");
+        assert_eq!(spans[0].events, ["worth a look"]);
     });
 }
