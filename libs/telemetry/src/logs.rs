@@ -18,6 +18,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// per field. It is written for every event a service logs (one per Kafka record in the
 /// producer and the persister), and building a `serde_json::Map` per line was a good
 /// part of the cost the bench's profiles charged to logging.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct JsonWithTrace;
 
 /// The keys every line starts with.
@@ -119,6 +120,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// formats each span's fields into text when the span opens, for formatters that print
 /// them; [`JsonWithTrace`] prints the span's name and ids only, so that text was work on
 /// every request for nothing.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct NoSpanFields;
 
 impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for NoSpanFields {

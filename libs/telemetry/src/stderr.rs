@@ -191,6 +191,12 @@ impl Write for Lines {
     }
 }
 
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines").finish_non_exhaustive()
+    }
+}
+
 impl Lines {
     /// Writes what has gathered now, unless a line is being appended on this very
     /// thread: for a panic hook, which must not wait for a lock its own thread may hold.
