@@ -54,6 +54,10 @@ struct RunArgs {
     /// kernel.perf_event_paranoid <= 2).
     #[arg(long)]
     profile: bool,
+    /// Only these figures, such as `--only P3,P6` (P2 and P6 bring P1, whose results
+    /// they use). Default: P1 to P7.
+    #[arg(long, value_delimiter = ',', value_name = "P")]
+    only: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,8 +121,9 @@ async fn bench(args: RunArgs) -> anyhow::Result<()> {
     } else {
         Sizes::FULL
     };
+    let figures = perf::Figures::only(&args.only)?;
     let profiles = args.profile.then(|| args.out.join("profiles"));
-    let report = perf::run(&layout, sizes, args.up_seconds, profiles).await?;
+    let report = perf::run(&layout, sizes, &figures, args.up_seconds, profiles).await?;
     let machine = machine();
     report.write(&args.out, &machine)?;
     println!("{}", report.markdown(&machine));

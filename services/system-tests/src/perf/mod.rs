@@ -85,15 +85,21 @@ impl Sizes {
 pub async fn run(
     layout: &Layout,
     sizes: Sizes,
+    figures: &Figures,
     up_seconds: Option<f64>,
     profiles: Option<PathBuf>,
 ) -> Result<Report> {
     let mut report = Report::new(sizes);
     let mut meter = cpu::Meter::new(profiles)?;
-    let world = world::World::create("perf", layout).await?;
-    let outcome = measure(&world, layout, sizes, &mut report, &mut meter).await;
-    world.remove(&[]).await?;
-    outcome?;
+    if figures.needs_services() {
+        let world = world::World::create("perf", layout).await?;
+        let outcome = measure(&world, layout, sizes, figures, &mut report, &mut meter).await;
+        world.remove(&[]).await?;
+        outcome?;
+    }
+    if figures.wants(3) {
+        catch_up(layout, sizes, &mut report, &mut meter).await?;
+    }
     report.cpu(meter.runs().to_vec());
     if let Some(seconds) = up_seconds {
         report.push(Row::goal_at_most(
@@ -113,6 +119,7 @@ async fn measure(
     world: &world::World,
     layout: &Layout,
     sizes: Sizes,
+    figures: &Figures,
     report: &mut Report,
     meter: &mut cpu::Meter,
 ) -> Result<()> {
@@ -133,174 +140,237 @@ async fn measure(
     let kafka = raw::durable_producer()?;
 
     // P1: throughput, alternating rounds so that both sides meet the same machine.
-    meter.settle(SETTLE).await;
-    eprintln!(
-        "P1: producer commands/s at concurrency {} vs raw rdkafka",
-        sizes.concurrency
-    );
     let created = Arc::new(Mutex::new(Vec::new()));
-    let producer_url = producer.url();
-    let (platform, baseline) = alternating(
-        meter,
-        "P1",
-        (&["producer"], &[]),
-        async || {
-            creates_closed(
-                &http,
-                &producer_url,
-                sizes.commands,
-                sizes.concurrency,
-                &created,
-            )
-            .await
-        },
-        async || raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await,
-    )
-    .await;
-    let p1_platform = mean_rate(&platform)?;
-    let p1_baseline = mean_rate(&baseline)?;
-    report.push(Row::goal_at_least(
-        "P1",
-        &format!(
-            "commands/s through HTTP at concurrency {}",
+    let mut p1_platform = f64::NAN;
+    if figures.wants(1) {
+        meter.settle(SETTLE).await;
+        eprintln!(
+            "P1: producer commands/s at concurrency {} vs raw rdkafka",
             sizes.concurrency
-        ),
-        format!("{p1_platform:.0}/s"),
-        format!(
-            "{p1_baseline:.0}/s (FutureProducer, {} in flight)",
-            sizes.concurrency
-        ),
-        p1_platform / p1_baseline,
-        0.6,
-    ));
+        );
+        let producer_url = producer.url();
+        let (platform, baseline) = alternating(
+            meter,
+            "P1",
+            (&["producer"], &[]),
+            async || {
+                creates_closed(
+                    &http,
+                    &producer_url,
+                    sizes.commands,
+                    sizes.concurrency,
+                    &created,
+                )
+                .await
+            },
+            async || raw::produce_closed(&kafka, &topic, sizes.commands, sizes.concurrency).await,
+        )
+        .await;
+        p1_platform = mean_rate(&platform)?;
+        let p1_baseline = mean_rate(&baseline)?;
+        report.push(Row::goal_at_least(
+            "P1",
+            &format!(
+                "commands/s through HTTP at concurrency {}",
+                sizes.concurrency
+            ),
+            format!("{p1_platform:.0}/s"),
+            format!(
+                "{p1_baseline:.0}/s (FutureProducer, {} in flight)",
+                sizes.concurrency
+            ),
+            p1_platform / p1_baseline,
+            0.6,
+        ));
+    }
 
     // P2: latency at half the producer's maximum rate.
-    meter.settle(SETTLE).await;
-    let rate = p1_platform / 2.0;
-    let count = (rate * sizes.rate_secs) as usize;
-    eprintln!("P2: p99 at {rate:.0}/s ({count} commands) vs raw produce-to-ack at the same rate");
-    let platform = meter
-        .measure(
-            "P2 platform",
-            &["producer"],
-            creates_open(&http, &producer.url(), count, rate),
-        )
-        .await;
-    // Open-loop runs are one per side: the baseline starts once the consumers have
-    // drained what the platform side wrote, rather than meeting that work.
-    meter.settle(SETTLE).await;
-    let baseline = meter
-        .measure(
-            "P2 baseline",
-            &[],
-            raw::produce_open(&kafka, &topic, count, rate),
-        )
-        .await;
-    check_failures("P2", &[&platform, &baseline])?;
-    report.push(Row::goal_at_most(
-        "P2",
-        &format!("p99 of a command at {rate:.0}/s (half the maximum)"),
-        p99_and_p50(&platform.latencies, ""),
-        p99_and_p50(&baseline.latencies, ""),
-        ratio(platform.latencies.p99(), baseline.latencies.p99()),
-        1.3,
-        "",
-    ));
-    report.plot(
-        "P2: command latency at half the maximum rate",
-        &platform.latencies,
-        &baseline.latencies,
-    );
+    if figures.wants(2) {
+        meter.settle(SETTLE).await;
+        let rate = p1_platform / 2.0;
+        let count = (rate * sizes.rate_secs) as usize;
+        eprintln!(
+            "P2: p99 at {rate:.0}/s ({count} commands) vs raw produce-to-ack at the same rate"
+        );
+        let platform = meter
+            .measure(
+                "P2 platform",
+                &["producer"],
+                creates_open(&http, &producer.url(), count, rate),
+            )
+            .await;
+        // Open-loop runs are one per side: the baseline starts once the consumers have
+        // drained what the platform side wrote, rather than meeting that work.
+        meter.settle(SETTLE).await;
+        let baseline = meter
+            .measure(
+                "P2 baseline",
+                &[],
+                raw::produce_open(&kafka, &topic, count, rate),
+            )
+            .await;
+        check_failures("P2", &[&platform, &baseline])?;
+        report.push(Row::goal_at_most(
+            "P2",
+            &format!("p99 of a command at {rate:.0}/s (half the maximum)"),
+            p99_and_p50(&platform.latencies, ""),
+            p99_and_p50(&baseline.latencies, ""),
+            ratio(platform.latencies.p99(), baseline.latencies.p99()),
+            1.3,
+            "",
+        ));
+        report.plot(
+            "P2: command latency at half the maximum rate",
+            &platform.latencies,
+            &baseline.latencies,
+        );
+    }
 
     // P4: command accepted to SSE received, against produce to consume.
-    meter.settle(SETTLE).await;
-    eprintln!(
-        "P4: command to SSE delivery vs raw produce to consume ({} at {}/s)",
-        sizes.p4_commands, sizes.p4_rate
-    );
-    let run = meter.start("P4 platform", &["producer", "notifier"]).await;
-    let platform = command_to_sse(
-        &http,
-        &producer.url(),
-        &notifier.url(),
-        sizes.p4_commands,
-        sizes.p4_rate,
-    )
-    .await?;
-    meter.finish(run, &platform).await;
-    meter.settle(SETTLE).await;
-    let run = meter.start("P4 baseline", &[]).await;
-    let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
-    meter.finish(run, &baseline).await;
-    check_failures("P4", &[&platform, &baseline])?;
-    report.push(Row::goal_at_most(
-        "P4",
-        "p99 from sending a command to its SSE event",
-        p99_and_p50(&platform.latencies, ""),
-        p99_and_p50(&baseline.latencies, "; produce to consume"),
-        ratio(platform.latencies.p99(), baseline.latencies.p99()),
-        2.0,
-        "",
-    ));
-    report.plot(
-        "P4: command to SSE event vs produce to consume",
-        &platform.latencies,
-        &baseline.latencies,
-    );
+    if figures.wants(4) {
+        meter.settle(SETTLE).await;
+        eprintln!(
+            "P4: command to SSE delivery vs raw produce to consume ({} at {}/s)",
+            sizes.p4_commands, sizes.p4_rate
+        );
+        let run = meter.start("P4 platform", &["producer", "notifier"]).await;
+        let platform = command_to_sse(
+            &http,
+            &producer.url(),
+            &notifier.url(),
+            sizes.p4_commands,
+            sizes.p4_rate,
+        )
+        .await?;
+        meter.finish(run, &platform).await;
+        meter.settle(SETTLE).await;
+        let run = meter.start("P4 baseline", &[]).await;
+        let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
+        meter.finish(run, &baseline).await;
+        check_failures("P4", &[&platform, &baseline])?;
+        report.push(Row::goal_at_most(
+            "P4",
+            "p99 from sending a command to its SSE event",
+            p99_and_p50(&platform.latencies, ""),
+            p99_and_p50(&baseline.latencies, "; produce to consume"),
+            ratio(platform.latencies.p99(), baseline.latencies.p99()),
+            2.0,
+            "",
+        ));
+        report.plot(
+            "P4: command to SSE event vs produce to consume",
+            &platform.latencies,
+            &baseline.latencies,
+        );
+    }
 
     // P6: reads of the documents created above, once the persister applied them.
-    let ends: Vec<i64> = messaging::watermarks(
-        messaging::client_config(&testkit::infra().bootstrap),
-        &topic,
-    )
-    .await?
-    .into_iter()
-    .map(|(_, high)| high)
-    .collect();
-    world::wait_committed(&topic, &world.names.group, &ends, Duration::from_secs(600)).await?;
-    meter.settle(SETTLE).await;
-    let ids: Vec<Uuid> = created.lock().expect("ids").clone();
-    eprintln!(
-        "P6: reader requests/s at concurrency {} vs raw scylla point reads",
-        sizes.concurrency
-    );
-    let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
-    let reader_url = reader.url();
-    let (platform, baseline) = alternating(
-        meter,
-        "P6",
-        (&["reader"], &[]),
-        async || reads_closed(&http, &reader_url, &ids, sizes.commands, sizes.concurrency).await,
-        async || {
-            table
-                .read_closed(&ids, sizes.commands, sizes.concurrency)
-                .await
-        },
-    )
-    .await;
-    let (p6_platform, p6_baseline) = (mean_rate(&platform)?, mean_rate(&baseline)?);
-    report.push(Row::goal_at_least(
-        "P6",
-        &format!("reads/s at concurrency {}", sizes.concurrency),
-        format!("{p6_platform:.0}/s"),
-        format!("{p6_baseline:.0}/s (prepared point reads)"),
-        p6_platform / p6_baseline,
-        0.7,
-    ));
+    if figures.wants(6) {
+        let ends: Vec<i64> = messaging::watermarks(
+            messaging::client_config(&testkit::infra().bootstrap),
+            &topic,
+        )
+        .await?
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect();
+        world::wait_committed(&topic, &world.names.group, &ends, Duration::from_secs(600)).await?;
+        meter.settle(SETTLE).await;
+        let ids: Vec<Uuid> = created.lock().expect("ids").clone();
+        eprintln!(
+            "P6: reader requests/s at concurrency {} vs raw scylla point reads",
+            sizes.concurrency
+        );
+        let table = raw::Table::prepare(Arc::clone(&world.session), &world.names.keyspace).await?;
+        let reader_url = reader.url();
+        let (platform, baseline) = alternating(
+            meter,
+            "P6",
+            (&["reader"], &[]),
+            async || {
+                reads_closed(&http, &reader_url, &ids, sizes.commands, sizes.concurrency).await
+            },
+            async || {
+                table
+                    .read_closed(&ids, sizes.commands, sizes.concurrency)
+                    .await
+            },
+        )
+        .await;
+        let (p6_platform, p6_baseline) = (mean_rate(&platform)?, mean_rate(&baseline)?);
+        report.push(Row::goal_at_least(
+            "P6",
+            &format!("reads/s at concurrency {}", sizes.concurrency),
+            format!("{p6_platform:.0}/s"),
+            format!("{p6_baseline:.0}/s (prepared point reads)"),
+            p6_platform / p6_baseline,
+            0.7,
+        ));
+    }
 
     // P5: fan-out, memory per idle stream, and many streams on one notifier.
-    meter.settle(SETTLE).await;
-    fanout(&notifier, &kafka, &topic, sizes, report, meter).await?;
+    if figures.wants(5) {
+        meter.settle(SETTLE).await;
+        fanout(&notifier, &kafka, &topic, sizes, report, meter).await?;
+    }
 
     // P7: telemetry exported vs off, two producers in alternating rounds.
-    meter.settle(SETTLE).await;
-    telemetry_overhead(world, layout, &http, &producer.url(), sizes, report, meter).await?;
+    if figures.wants(7) {
+        meter.settle(SETTLE).await;
+        telemetry_overhead(world, layout, &http, &producer.url(), sizes, report, meter).await?;
+    }
 
-    // P3 last: it needs a topic of its own with a backlog.
+    // P3 comes last, in a world of its own (`run`): it needs a topic with a backlog.
     for service in [&mut producer, &mut reader, &mut notifier, &mut persister] {
         service.stop().await?;
     }
-    catch_up(layout, sizes, report, meter).await
+    Ok(())
+}
+
+/// The figures a run measures: all of them, or those `perf run --only` names. P2 and P6
+/// need P1 (P2 runs at half P1's rate, P6 reads what P1 created), so naming either runs
+/// P1 too. P8 is measured by `cargo xtask bench`, not here.
+#[derive(Debug, Clone, Default)]
+pub struct Figures(Option<std::collections::BTreeSet<u8>>);
+
+impl Figures {
+    /// Every figure, P1 to P7.
+    pub fn all() -> Self {
+        Self(None)
+    }
+
+    /// `names` such as `P3` or `p6`; an empty list means all.
+    pub fn only(names: &[String]) -> Result<Self> {
+        if names.is_empty() {
+            return Ok(Self::all());
+        }
+        let mut wanted = std::collections::BTreeSet::new();
+        for name in names {
+            let number = name
+                .trim()
+                .trim_start_matches(['P', 'p'])
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=7).contains(n))
+                .with_context(|| {
+                    format!("--only {name:?}: name figures P1 to P7, such as `--only P3,P6`")
+                })?;
+            wanted.insert(number);
+            if number == 2 || number == 6 {
+                wanted.insert(1);
+            }
+        }
+        Ok(Self(Some(wanted)))
+    }
+
+    pub fn wants(&self, number: u8) -> bool {
+        self.0.as_ref().is_none_or(|set| set.contains(&number))
+    }
+
+    /// Whether a figure other than P3 runs: they share one set of running services.
+    fn needs_services(&self) -> bool {
+        [1, 2, 4, 5, 6, 7].iter().any(|n| self.wants(*n))
+    }
 }
 
 /// The two sides of a throughput figure in two rounds, ABBA: the side that runs second in
@@ -778,4 +848,37 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 /// Where `cargo xtask bench` writes: target/bench.
 pub fn out_dir(root: &std::path::Path) -> PathBuf {
     root.join("target").join("bench")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Figures;
+
+    fn only(names: &[&str]) -> anyhow::Result<Figures> {
+        Figures::only(&names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn only_runs_the_named_figures_and_what_they_need() {
+        let all = only(&[]).unwrap();
+        assert!((1..=7).all(|n| all.wants(n)));
+        let p3 = only(&["P3"]).unwrap();
+        assert_eq!((1..=7).filter(|n| p3.wants(*n)).collect::<Vec<_>>(), [3]);
+        assert!(!p3.needs_services(), "P3 alone starts no shared services");
+        // P6 reads what P1 created; P2 runs at half P1's rate.
+        let p6 = only(&["p6", "P2"]).unwrap();
+        assert_eq!(
+            (1..=7).filter(|n| p6.wants(*n)).collect::<Vec<_>>(),
+            [1, 2, 6]
+        );
+        assert!(p6.needs_services());
+    }
+
+    #[test]
+    fn only_refuses_what_is_not_a_figure() {
+        for bad in ["P8", "P0", "Q1", "", "P"] {
+            let error = only(&[bad]).unwrap_err().to_string();
+            assert!(error.contains("P1 to P7"), "{bad}: {error}");
+        }
+    }
 }
