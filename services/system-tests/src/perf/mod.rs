@@ -210,19 +210,13 @@ async fn measure(
             )
             .await;
         check_failures("P2", &[&platform, &baseline])?;
-        report.push(Row::goal_at_most(
+        report_latency(
+            report,
             "P2",
             &format!("p99 of a command at {rate:.0}/s (half the maximum)"),
-            p99_and_p50(&platform.latencies, ""),
-            p99_and_p50(&baseline.latencies, ""),
-            ratio(platform.latencies.p99(), baseline.latencies.p99()),
-            1.3,
+            (&platform, &baseline),
             "",
-        ));
-        report.plot(
-            "P2: command latency at half the maximum rate",
-            &platform.latencies,
-            &baseline.latencies,
+            1.3,
         );
     }
 
@@ -248,19 +242,13 @@ async fn measure(
         let baseline = raw::produce_to_consume(&topic, sizes.p4_commands, sizes.p4_rate).await?;
         meter.finish(run, &baseline).await;
         check_failures("P4", &[&platform, &baseline])?;
-        report.push(Row::goal_at_most(
+        report_latency(
+            report,
             "P4",
             "p99 from sending a command to its SSE event",
-            p99_and_p50(&platform.latencies, ""),
-            p99_and_p50(&baseline.latencies, "; produce to consume"),
-            ratio(platform.latencies.p99(), baseline.latencies.p99()),
+            (&platform, &baseline),
+            "; produce to consume",
             2.0,
-            "",
-        ));
-        report.plot(
-            "P4: command to SSE event vs produce to consume",
-            &platform.latencies,
-            &baseline.latencies,
         );
     }
 
@@ -857,6 +845,32 @@ fn check_failures(what: &str, outcomes: &[&drive::Outcome]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A latency figure's row (the p99s' ratio against `goal`, at most) and its plot of both
+/// distributions; `baseline_note` goes inside the baseline's brackets.
+fn report_latency(
+    report: &mut Report,
+    figure: &'static str,
+    what: &str,
+    (platform, baseline): (&drive::Outcome, &drive::Outcome),
+    baseline_note: &str,
+    goal: f64,
+) {
+    report.push(Row::goal_at_most(
+        figure,
+        what,
+        p99_and_p50(&platform.latencies, ""),
+        p99_and_p50(&baseline.latencies, baseline_note),
+        ratio(platform.latencies.p99(), baseline.latencies.p99()),
+        goal,
+        "",
+    ));
+    report.plot(
+        &format!("{figure}: {what}"),
+        &platform.latencies,
+        &baseline.latencies,
+    );
 }
 
 /// `p99 (p50 ...)`, with `note` inside the brackets.
