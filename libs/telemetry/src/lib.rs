@@ -84,8 +84,9 @@ pub const TRACES_FILTER_VARIABLE: &str = "TRACES_FILTER";
 /// first thing in `main`, inside the Tokio runtime (the gRPC exporter needs it).
 ///
 /// Log lines go to stderr from a thread of their own, in batches at most
-/// [`stderr::FLUSH_EVERY`] (20 ms) late: a `write` system call per line was a good part of what
-/// a logged Kafka record cost. Dropping the guard, and a panic, write what is gathered.
+/// [`stderr::FLUSH_EVERY`] (20 ms) late: a `write` system call per line was a good part
+/// of what a logged Kafka record cost. Dropping the guard, and a panic, write what is
+/// gathered.
 pub fn init(service: &'static str) -> Guard {
     match stderr::Background::stderr() {
         Ok((background, lines)) => {
