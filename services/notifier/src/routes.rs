@@ -112,7 +112,7 @@ struct ListenQuery {
         ("documentId" = Option<Uuid>, Query, description = "Only this document's events"),
         ("lastEventId" = Option<String>, Query, nullable = false,
             pattern = r"^(|[0-9]{1,9}:[0-9]{1,18}(,[0-9]{1,9}:[0-9]{1,18})*)$",
-            description = "Resume after this event's id, for clients that cannot set Last-Event-ID; empty: none"),
+            description = "Resume after this event's id, for clients that cannot set Last-Event-ID; each partition at most once; empty: none"),
         ("Last-Event-ID" = Option<String>, Header, nullable = false,
             pattern = r"^(|[0-9]{1,9}:[0-9]{1,18}(,[0-9]{1,9}:[0-9]{1,18})*)$",
             description = "Resume after this event's id (wins over lastEventId); each partition at most once"),
