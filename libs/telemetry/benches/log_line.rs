@@ -81,7 +81,7 @@ fn output() -> &'static telemetry::stderr::Lines {
 enum Out {
     Memory(io::Sink),
     File(&'static File),
-    Lines(telemetry::stderr::Lines),
+    Lines(&'static telemetry::stderr::Lines),
 }
 
 impl Write for Out {
@@ -89,7 +89,7 @@ impl Write for Out {
         match self {
             Out::Memory(sink) => sink.write(bytes),
             Out::File(file) => (&**file).write(bytes),
-            Out::Lines(lines) => lines.write(bytes),
+            Out::Lines(lines) => (*lines).write(bytes),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -104,7 +104,7 @@ impl<'a> MakeWriter<'a> for Switch {
     fn make_writer(&'a self) -> Out {
         match case() {
             Case::OursWritePerLine => Out::File(&FILE),
-            Case::OursViaOutputThread => Out::Lines(output().clone()),
+            Case::OursViaOutputThread => Out::Lines(output()),
             _ => Out::Memory(io::sink()),
         }
     }
@@ -159,9 +159,9 @@ fn install() {
     // As in the services, only events from WARN up reach the spans as span events.
     let traces = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("bench"))
-        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.is_span() || *metadata.level() <= tracing::Level::WARN
-        }));
+        .with_filter(tracing_subscriber::filter::filter_fn(
+            telemetry::reaches_traces,
+        ));
     let subscriber = tracing_subscriber::registry().with(traces).with(lines);
     tracing::subscriber::set_global_default(subscriber).expect("one subscriber per bench");
 }

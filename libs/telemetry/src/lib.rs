@@ -115,6 +115,12 @@ fn flush_logs_on_panic(lines: stderr::Lines) {
     }));
 }
 
+/// What the tracing layer takes: every span, and events from WARN up (as span events of
+/// the span they happen in). INFO events are left to the JSON log lines.
+pub fn reaches_traces(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+}
+
 /// [`init`] with logs written to `writer` (tests read them back).
 pub fn init_with_writer<W>(service: &'static str, writer: W) -> Guard
 where
@@ -176,11 +182,7 @@ where
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_context_activation(false)
-        .with_filter(
-            trace_filter.and(tracing_subscriber::filter::filter_fn(|metadata| {
-                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
-            })),
-        );
+        .with_filter(trace_filter.and(tracing_subscriber::filter::filter_fn(reaches_traces)));
     // The JSON lines take their fields from the event and the span's name only
     // (`logs::JsonWithTrace`), so the formatter must not render every span's fields
     // when the span opens, as tracing-subscriber's default does.
