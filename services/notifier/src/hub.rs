@@ -5,6 +5,10 @@
 //! registration for live events happen at one instant of the consumer's progress: every
 //! event is either in the snapshot or in the live queue, never both, never neither.
 //! Publishing never waits for a client: a full queue gets its client disconnected.
+//! A live event's frame is encoded once, here, and shared by every stream it reaches: its
+//! resume token is the consumer's position after it, which is every live stream's
+//! position too (a stream is live once it sent what came before, and what it skips
+//! through its filter or as a repeat moves its position on all the same).
 //!
 //! A repeated event id (a keyed command sent again) is one event: the hub keeps it out of
 //! memory and live queues, as a record that only moves the position on.
@@ -13,6 +17,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -37,6 +42,15 @@ pub struct Delivered {
 
 pub type Item = Arc<Delivered>;
 
+/// A live event as streams receive it: where it sits in Kafka, and its SSE frame, the
+/// same bytes for every stream.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub partition: usize,
+    pub offset: i64,
+    pub frame: Bytes,
+}
+
 /// What a new stream gets: where it starts, what to read from Kafka first, what the
 /// memory already holds, and the queue of live events after that.
 #[derive(Debug)]
@@ -53,7 +67,7 @@ pub struct Subscription {
     /// History held in memory from the requested position on, in delivery order.
     pub from_memory: Vec<Item>,
     /// Live events from the moment of subscription.
-    pub live: mpsc::Receiver<Item>,
+    pub live: mpsc::Receiver<Live>,
     pub guard: ClientGuard,
 }
 
@@ -75,7 +89,7 @@ pub enum SubscribeError {
 struct Client {
     id: u64,
     filter: Option<Uuid>,
-    queue: mpsc::Sender<Item>,
+    queue: mpsc::Sender<Live>,
     /// Closes the client's connection at once, even while it is blocked on a client that
     /// stopped reading.
     kill: Option<CancellationToken>,
@@ -214,11 +228,19 @@ impl Hub {
             state.floor[partition] = dropped.offset + 1;
         }
         let (mut kicked, mut reached) = (0, 0);
-        state.clients.retain(|client| {
+        let State { clients, next, .. } = &mut *state;
+        // Encoded when the first stream takes it: most events reach many streams or none.
+        let mut live: Option<Live> = None;
+        clients.retain(|client| {
             if client.filter.is_some_and(|id| id != item.document) {
                 return true;
             }
-            match client.queue.try_send(Arc::clone(&item)) {
+            let live = live.get_or_insert_with(|| Live {
+                partition,
+                offset,
+                frame: crate::sse::event(&Position::new(next.clone()).to_string(), &item.json),
+            });
+            match client.queue.try_send(live.clone()) {
                 Ok(()) => {
                     reached += 1;
                     true
@@ -415,6 +437,26 @@ mod tests {
         let live = sub.live.try_recv().unwrap();
         assert_eq!((live.partition, live.offset), (1, 1));
         assert!(sub.live.try_recv().is_err());
+    }
+
+    /// A live frame's id is the consumer's position after its event, in every partition
+    /// (a record that is no event moved it on too), and every stream it reaches gets the
+    /// same bytes, filtered or not.
+    #[test]
+    fn a_live_frame_is_encoded_once_with_the_consumers_position() {
+        let hub = Hub::new(vec![4, 0, 9], 10, 8, 100);
+        let doc = Uuid::new_v4();
+        let mut all = hub.subscribe(None, None, None).unwrap();
+        let mut mine = hub.subscribe(None, Some(doc), None).unwrap();
+        hub.publish(2, 9, None);
+        assert_eq!(hub.publish(1, 0, Some(item(1, 0, doc, 1))), 2);
+        let (a, b) = (all.live.try_recv().unwrap(), mine.live.try_recv().unwrap());
+        assert_eq!((a.partition, a.offset), (1, 0));
+        assert_eq!(
+            std::str::from_utf8(&a.frame).unwrap(),
+            "id: 0:4,1:1,2:10\ndata: 1:0\n\n"
+        );
+        assert_eq!(a.frame.as_ptr(), b.frame.as_ptr(), "one encoding, shared");
     }
 
     #[test]

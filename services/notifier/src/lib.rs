@@ -11,6 +11,7 @@ pub mod layout;
 mod repeats;
 pub mod routes;
 pub mod serve;
+pub mod sse;
 pub mod stall;
 pub mod startup;
 pub mod token;

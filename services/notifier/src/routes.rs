@@ -4,15 +4,14 @@
 //! history the client asked for is gone.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use events::{ProblemKind, mime};
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use web::{ApiError, Query};
 
-use crate::hub::{ClientGuard, Hub, Item, Replay, SubscribeError};
+use crate::hub::{ClientGuard, Hub, Item, Live, Replay, SubscribeError};
 use crate::internal_events::{EventsSent, ReplayFailed, ReplayStep, ReplaysBusy};
 use crate::kafka::{ReplayLease, ReplayPool, ReplayReader, Replayed};
 use crate::repeats::RecentIds;
@@ -65,7 +64,7 @@ const _: () = assert!(
 
 /// One Server-Sent Events frame as a client's parser sees it (the fields it sets).
 #[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)] // Only its description is used: frames are written by axum's `Event`.
+#[allow(dead_code)] // Only its description is used: frames are written by `sse`.
 pub struct SseFrame {
     /// `reset` for a reset frame; absent for an event.
     event: Option<String>,
@@ -243,11 +242,7 @@ async fn listen(
 
     let mut position = subscription.start.clone();
     let mut opening = VecDeque::new();
-    opening.push_back(
-        SseEvent::default()
-            .retry(streams.retry)
-            .id(position.to_string()),
-    );
+    opening.push_back(crate::sse::opening(streams.retry, &position.to_string()));
     if let Some((partition, wanted)) = other_layout {
         opening.push_back(reset(
             &position,
@@ -324,14 +319,10 @@ async fn listen(
         sent: EventsSent::new(),
         _guard: subscription.guard,
     };
-    let stream = futures::stream::unfold(state, next_frame);
-    let mut response = Sse::new(stream)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(streams.keep_alive)
-                .text("keep-alive"),
-        )
-        .into_response();
+    // Boxed: a stream's state is large, and `unfold` moves it into each frame's future
+    // and back out; a box moves as one pointer (the move showed in the fan-out profile).
+    let frames = Box::pin(futures::stream::unfold(Box::new(state), next_frame));
+    let mut response = Response::new(crate::sse::body(frames, streams.keep_alive));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(mime::EVENT_STREAM),
@@ -428,17 +419,14 @@ fn reset(
     requested: i64,
     continues: i64,
     why: &str,
-) -> SseEvent {
+) -> Bytes {
     let data = serde_json::json!({
         "message": format!("history lost: {why}"),
         "partition": partition,
         "requestedOffset": requested,
         "continuesFromOffset": continues,
     });
-    SseEvent::default()
-        .event("reset")
-        .id(position.to_string())
-        .data(data.to_string())
+    crate::sse::typed("reset", &position.to_string(), &data.to_string())
 }
 
 /// What a stream holds while it reads older history: its replay reader slot, and the
@@ -452,14 +440,14 @@ struct Replaying {
 struct StreamState {
     position: Position,
     /// Frames ready to go out before anything else.
-    queued: VecDeque<SseEvent>,
+    queued: VecDeque<Bytes>,
     /// Ranges still to read from Kafka.
     replays: VecDeque<Replay>,
     /// Held while `replays` is not empty.
     lease: Option<Replaying>,
     reader: Option<ReplayReader>,
     memory: VecDeque<Item>,
-    live: tokio::sync::mpsc::Receiver<Item>,
+    live: tokio::sync::mpsc::Receiver<Live>,
     filter: Option<Uuid>,
     hub: Arc<Hub>,
     /// Event ids sent from history (Kafka and memory) on this stream: the hub keeps
@@ -470,22 +458,27 @@ struct StreamState {
 }
 
 impl StreamState {
-    /// The frame for `item`, advancing the position; `None` when the filter skips it.
-    fn frame(&mut self, item: &Item) -> Option<SseEvent> {
+    /// The frame for `item` from history, advancing the position; `None` when the filter
+    /// skips it.
+    fn frame(&mut self, item: &Item) -> Option<Bytes> {
         self.position.advance(item.partition, item.offset);
         if self.filter.is_some_and(|id| id != item.document) {
             return None;
         }
         self.sent.emit();
-        Some(
-            SseEvent::default()
-                .id(self.position.to_string())
-                .data(item.json.as_str()),
-        )
+        Some(crate::sse::event(&self.position.to_string(), &item.json))
+    }
+
+    /// The frame of a live event: the hub encoded it once for every stream it reached
+    /// (and filtered it for this one).
+    fn live_frame(&mut self, live: Live) -> Bytes {
+        self.position.advance(live.partition, live.offset);
+        self.sent.emit();
+        live.frame
     }
 
     /// The frame for `item` from history, unless it repeats an event already read.
-    fn history_frame(&mut self, item: &Item) -> Option<SseEvent> {
+    fn history_frame(&mut self, item: &Item) -> Option<Bytes> {
         let repeat = self.replayed.repeat(item.event, item.offset)
             || self.hub.is_repeat(item.partition, item.event, item.offset);
         if repeat {
@@ -498,7 +491,7 @@ impl StreamState {
 }
 
 /// The next frame of a stream, with the stall watch told when the stream is at work.
-async fn next_frame(state: StreamState) -> Option<(Result<SseEvent, Infallible>, StreamState)> {
+async fn next_frame(state: Box<StreamState>) -> Option<(Bytes, Box<StreamState>)> {
     if let Some(watch) = state.lease.as_ref().and_then(|r| r.watch.as_ref()) {
         watch.enter();
     }
@@ -514,38 +507,35 @@ async fn next_frame(state: StreamState) -> Option<(Result<SseEvent, Infallible>,
 }
 
 /// The next frame of a stream: queued frames, then Kafka replays, then memory, then live.
-async fn produce_frame(
-    mut state: StreamState,
-) -> Option<(Result<SseEvent, Infallible>, StreamState)> {
+async fn produce_frame(mut state: Box<StreamState>) -> Option<(Bytes, Box<StreamState>)> {
     loop {
         if let Some(frame) = state.queued.pop_front() {
-            return Some((Ok(frame), state));
+            return Some((frame, state));
         }
         // Boxed: reading older history from Kafka needs a large future, which every
         // stream would otherwise carry, replaying or not, for as long as it is open.
         if state.reader.is_some() || !state.replays.is_empty() {
             match Box::pin(state.next_from_kafka()).await {
-                KafkaStep::Frame(frame) => return Some((Ok(frame), state)),
+                KafkaStep::Frame(frame) => return Some((frame, state)),
                 KafkaStep::Again => continue,
                 KafkaStep::End => return None,
             }
         }
         if let Some(item) = state.memory.pop_front() {
             if let Some(frame) = state.history_frame(&item) {
-                return Some((Ok(frame), state));
+                return Some((frame, state));
             }
             continue;
         }
-        let item = state.live.recv().await?;
-        if let Some(frame) = state.frame(&item) {
-            return Some((Ok(frame), state));
-        }
+        let live = state.live.recv().await?;
+        let frame = state.live_frame(live);
+        return Some((frame, state));
     }
 }
 
 /// What one step of reading older history from Kafka gave.
 enum KafkaStep {
-    Frame(SseEvent),
+    Frame(Bytes),
     /// Read on (the next record, range or source).
     Again,
     /// End the stream (the client resumes with its last id).
