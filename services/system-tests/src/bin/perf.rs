@@ -32,6 +32,13 @@ enum Command {
     /// (run by `perf run`: prints its address, sends each line of stdin to every stream).
     #[command(hide = true)]
     BareSse,
+    /// The bare reader `run`'s P6 also measures the reader against, in a process of its
+    /// own (prints its address; stops when stdin closes).
+    #[command(hide = true)]
+    BareReader {
+        /// The keyspace whose documents it reads.
+        keyspace: String,
+    },
     /// The OTLP receiver of `run`'s P7, in a process of its own (prints its endpoint,
     /// answers each line of stdin with the number of spans received).
     #[command(hide = true)]
@@ -83,6 +90,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => bench(args).await,
         Command::BareSse => perf::serve_bare().await,
         Command::OtlpSink => perf::serve_otlp_sink().await,
+        Command::BareReader { keyspace } => perf::serve_bare_reader(&keyspace).await,
         Command::Load(args) => {
             load::run(&load::LoadPlan {
                 gateway: args.gateway,

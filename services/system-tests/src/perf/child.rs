@@ -16,10 +16,11 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Runs `perf <subcommand>` and waits for its address.
-    pub async fn start(subcommand: &str) -> Result<Self> {
+    /// Runs `perf <subcommand> <args>` and waits for its address.
+    pub async fn start(subcommand: &str, args: &[&str]) -> Result<Self> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg(subcommand)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)

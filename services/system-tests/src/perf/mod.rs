@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::chaos::procs::ServiceProcess;
 use crate::chaos::{Layout, world};
 pub use fleet::{serve_bare, serve_otlp_sink};
+pub use raw::serve_bare_reader;
 pub use report::{Report, Row};
 use stats::Latencies;
 
@@ -293,6 +294,34 @@ async fn measure(
             format!("{p6_baseline:.0}/s (prepared point reads)"),
             p6_platform / p6_baseline,
             0.7,
+        ));
+        // How much of the distance is HTTP itself: the same reads through the same client
+        // from a bare axum server doing the same point read, in alternating rounds again.
+        meter.settle(SETTLE).await;
+        let bare = child::Helper::start("bare-reader", &[&world.names.keyspace]).await?;
+        meter.watch("bare reader", bare.pid());
+        let bare_url = format!("http://{}", bare.address);
+        let (platform, bare_reads) = alternating(
+            meter,
+            "P6 http",
+            (&["reader"], &["bare reader"]),
+            async || {
+                reads_closed(&http, &reader_url, &ids, sizes.commands, sizes.concurrency).await
+            },
+            async || reads_closed(&http, &bare_url, &ids, sizes.commands, sizes.concurrency).await,
+        )
+        .await;
+        drop(bare);
+        let (reader_rate, bare_rate) = (mean_rate(&platform)?, mean_rate(&bare_reads)?);
+        report.push(Row::info(
+            "P6",
+            &format!(
+                "reads/s at concurrency {}, both through HTTP (what of P6 is not HTTP)",
+                sizes.concurrency
+            ),
+            format!("{reader_rate:.0}/s"),
+            format!("{bare_rate:.0}/s (bare axum server, same point read, no telemetry)"),
+            reader_rate / bare_rate,
         ));
     }
 
@@ -571,7 +600,7 @@ async fn fanout(
         "P5: deliveries/s to {} streams vs a bare broadcast + hyper SSE server",
         sizes.streams
     );
-    let mut bare = child::Helper::start("bare-sse").await?;
+    let mut bare = child::Helper::start("bare-sse", &[]).await?;
     let bare_address: SocketAddr = bare.address.parse()?;
     meter.watch("bare server", bare.pid());
     // Both fleets stay connected through the rounds; each side's rounds add up.
@@ -724,7 +753,7 @@ async fn telemetry_overhead(
     // The receiver runs in a process of its own, as a collector would on its own host:
     // decoding spans on the load generator's threads would slow the load, not the
     // producer.
-    let mut receiver = child::Helper::start("otlp-sink").await?;
+    let mut receiver = child::Helper::start("otlp-sink", &[]).await?;
     meter.watch("otlp receiver", receiver.pid());
     let mut traced = ServiceProcess::new(
         "producer",

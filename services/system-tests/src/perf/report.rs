@@ -22,7 +22,8 @@ pub struct Row {
     /// The ratio (or the value) compared with the goal, as text.
     pub ratio: String,
     pub goal: String,
-    pub met: bool,
+    /// Whether the goal is met; `None` for a row that has no goal (it explains another).
+    pub met: Option<bool>,
 }
 
 impl Row {
@@ -42,7 +43,7 @@ impl Row {
             baseline,
             ratio: format!("{ratio:.2}"),
             goal: format!(">= {goal}"),
-            met: ratio >= goal,
+            met: Some(ratio >= goal),
         }
     }
 
@@ -68,7 +69,7 @@ impl Row {
             baseline,
             ratio: format!("{value:.2}{unit}"),
             goal: format!("<= {goal}{unit}"),
-            met: value <= goal,
+            met: Some(value <= goal),
         }
     }
 
@@ -81,7 +82,26 @@ impl Row {
             baseline: "-".into(),
             ratio: "-".into(),
             goal: "yes".into(),
-            met,
+            met: Some(met),
+        }
+    }
+
+    /// A ratio without a goal, measured to explain another figure's.
+    pub fn info(
+        p: &'static str,
+        what: &str,
+        platform: String,
+        baseline: String,
+        ratio: f64,
+    ) -> Self {
+        Self {
+            p,
+            what: what.to_owned(),
+            platform,
+            baseline,
+            ratio: format!("{ratio:.2}"),
+            goal: "-".into(),
+            met: None,
         }
     }
 }
@@ -127,7 +147,11 @@ impl Report {
             row.baseline,
             row.ratio,
             row.goal,
-            if row.met { "" } else { "  NOT MET" }
+            if row.met == Some(false) {
+                "  NOT MET"
+            } else {
+                ""
+            }
         );
         self.rows.push(row);
     }
@@ -169,7 +193,11 @@ impl Report {
                 row.baseline,
                 row.ratio,
                 row.goal,
-                if row.met { "yes" } else { "**no**" }
+                match row.met {
+                    Some(true) => "yes",
+                    Some(false) => "**no**",
+                    None => "-",
+                }
             );
         }
         let _ = writeln!(text, "\nLatency distributions: `latency.svg`.");
@@ -365,10 +393,54 @@ mod tests {
 
     #[test]
     fn rows_say_whether_their_goal_is_met() {
-        assert!(Row::goal_at_least("P1", "x", "a".into(), "b".into(), 0.61, 0.6).met);
-        assert!(!Row::goal_at_least("P1", "x", "a".into(), "b".into(), 0.59, 0.6).met);
-        assert!(Row::goal_at_most("P2", "x", "a".into(), "b".into(), 1.3, 1.3, "").met);
-        assert!(!Row::goal_at_most("P5", "x", "a".into(), "-".into(), 17.0, 16.0, "KiB").met);
+        let met = |row: Row| row.met;
+        assert_eq!(
+            met(Row::goal_at_least(
+                "P1",
+                "x",
+                "a".into(),
+                "b".into(),
+                0.61,
+                0.6
+            )),
+            Some(true)
+        );
+        assert_eq!(
+            met(Row::goal_at_least(
+                "P1",
+                "x",
+                "a".into(),
+                "b".into(),
+                0.59,
+                0.6
+            )),
+            Some(false)
+        );
+        assert_eq!(
+            met(Row::goal_at_most(
+                "P2",
+                "x",
+                "a".into(),
+                "b".into(),
+                1.3,
+                1.3,
+                ""
+            )),
+            Some(true)
+        );
+        assert_eq!(
+            met(Row::goal_at_most(
+                "P5",
+                "x",
+                "a".into(),
+                "-".into(),
+                17.0,
+                16.0,
+                "KiB"
+            )),
+            Some(false)
+        );
+        assert_eq!(met(Row::info("P6", "x", "a".into(), "b".into(), 0.5)), None);
     }
 
     #[test]
@@ -391,12 +463,23 @@ mod tests {
             16.0,
             "KiB",
         ));
+        report.push(Row::info(
+            "P6",
+            "reads/s vs a bare server",
+            "700/s".into(),
+            "1000/s".into(),
+            0.7,
+        ));
         let text = report.markdown("test machine");
         assert!(
             text.contains("| P1 | commands/s | 900/s | 1000/s | 0.90 | >= 0.6 | yes |"),
             "{text}"
         );
         assert!(text.contains("KiB per idle stream"), "{text}");
+        assert!(
+            text.contains("| P6 | reads/s vs a bare server | 700/s | 1000/s | 0.70 | - | - |"),
+            "a row without a goal is neither met nor missed: {text}"
+        );
         assert!(text.contains("Machine: test machine"));
     }
 
