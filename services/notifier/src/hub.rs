@@ -5,10 +5,8 @@
 //! registration for live events happen at one instant of the consumer's progress: every
 //! event is either in the snapshot or in the live queue, never both, never neither.
 //! Publishing never waits for a client: a full queue gets its client disconnected.
-//! A live event's frame is encoded once, here, and shared by every stream it reaches: its
-//! resume token is the consumer's position after it, which is every live stream's
-//! position too (a stream is live once it sent what came before, and what it skips
-//! through its filter or as a repeat moves its position on all the same).
+//! A live event's frame is encoded once, here, and shared by every stream whose position
+//! it names (see `Live`).
 //!
 //! A repeated event id (a keyed command sent again) is one event: the hub keeps it out of
 //! memory and live queues, as a record that only moves the position on.
@@ -42,13 +40,40 @@ pub struct Delivered {
 
 pub type Item = Arc<Delivered>;
 
-/// A live event as streams receive it: where it sits in Kafka, and its SSE frame, the
-/// same bytes for every stream.
+/// A live event as a stream receives it.
+///
+/// A stream's resume token moves, with each frame, in the partition of that frame's event
+/// only. An unfiltered stream that has been sent every event since it subscribed is at
+/// the hub's `delivered` position, so its frame of the next event is the same bytes as
+/// every such stream's: the hub encodes it once, and they share it. Other streams (a
+/// narrowed one; one that started past a partition's last event, after records that are
+/// no events) get the event and encode their own frame, until they are in step.
 #[derive(Debug, Clone)]
-pub struct Live {
-    pub partition: usize,
-    pub offset: i64,
-    pub frame: Bytes,
+pub enum Live {
+    /// The frame, encoded for every stream in step.
+    Shared {
+        partition: usize,
+        offset: i64,
+        frame: Bytes,
+    },
+    /// The event, for the stream to frame at its own position.
+    Own(Item),
+}
+
+impl Live {
+    pub fn partition(&self) -> usize {
+        match self {
+            Live::Shared { partition, .. } => *partition,
+            Live::Own(item) => item.partition,
+        }
+    }
+
+    pub fn offset(&self) -> i64 {
+        match self {
+            Live::Shared { offset, .. } => *offset,
+            Live::Own(item) => item.offset,
+        }
+    }
 }
 
 /// What a new stream gets: where it starts, what to read from Kafka first, what the
@@ -89,6 +114,10 @@ pub enum SubscribeError {
 struct Client {
     id: u64,
     filter: Option<Uuid>,
+    /// The position the stream started at, while it is ahead of `delivered` in some
+    /// partition (it started after records that are no events); `None` once the stream is
+    /// at `delivered`, where the shared frames name its position.
+    ahead: Option<Box<[i64]>>,
     queue: mpsc::Sender<Live>,
     /// Closes the client's connection at once, even while it is blocked on a client that
     /// stopped reading.
@@ -101,6 +130,9 @@ struct State {
     floor: Vec<i64>,
     /// Per partition, the next offset the consumer will read.
     next: Vec<i64>,
+    /// Per partition, the offset after the last event sent live (or `next` at start): the
+    /// position of every unfiltered stream in step, which the shared frames name.
+    delivered: Vec<i64>,
     /// Per partition, the first offset of each recent event id.
     seen: Vec<RecentIds>,
     clients: Vec<Client>,
@@ -141,6 +173,7 @@ impl Hub {
             state: Mutex::new(State {
                 history: vec![VecDeque::new(); partitions],
                 floor: start.clone(),
+                delivered: start.clone(),
                 next: start,
                 seen: (0..partitions).map(|_| RecentIds::new(window)).collect(),
                 clients: Vec::new(),
@@ -227,20 +260,39 @@ impl Hub {
         {
             state.floor[partition] = dropped.offset + 1;
         }
+        state.delivered[partition] = state.delivered[partition].max(offset + 1);
         let (mut kicked, mut reached) = (0, 0);
-        let State { clients, next, .. } = &mut *state;
-        // Encoded when the first stream takes it: most events reach many streams or none.
-        let mut live: Option<Live> = None;
-        clients.retain(|client| {
+        let State {
+            clients, delivered, ..
+        } = &mut *state;
+        // Encoded when the first stream in step takes it.
+        let mut shared: Option<Bytes> = None;
+        clients.retain_mut(|client| {
             if client.filter.is_some_and(|id| id != item.document) {
                 return true;
             }
-            let live = live.get_or_insert_with(|| Live {
-                partition,
-                offset,
-                frame: crate::sse::event(&Position::new(next.clone()).to_string(), &item.json),
-            });
-            match client.queue.try_send(live.clone()) {
+            if client
+                .ahead
+                .as_ref()
+                .is_some_and(|start| start.iter().zip(delivered.iter()).all(|(s, d)| s <= d))
+            {
+                client.ahead = None;
+            }
+            let live = if client.filter.is_none() && client.ahead.is_none() {
+                Live::Shared {
+                    partition,
+                    offset,
+                    frame: shared
+                        .get_or_insert_with(|| {
+                            let id = Position::new(delivered.clone()).to_string();
+                            crate::sse::event(&id, &item.json)
+                        })
+                        .clone(),
+                }
+            } else {
+                Live::Own(Arc::clone(&item))
+            };
+            match client.queue.try_send(live) {
                 Ok(()) => {
                     reached += 1;
                     true
@@ -323,9 +375,16 @@ impl Hub {
                     .collect(),
             );
         }
+        let out_of_step = start
+            .offsets()
+            .iter()
+            .zip(&state.delivered)
+            .any(|(s, d)| s > d)
+            .then(|| start.offsets().into());
         state.clients.push(Client {
             id: guard.id,
             filter,
+            ahead: out_of_step,
             queue,
             kill,
         });
@@ -435,28 +494,60 @@ mod tests {
 
         hub.publish(1, 1, Some(item(1, 1, doc, 4)));
         let live = sub.live.try_recv().unwrap();
-        assert_eq!((live.partition, live.offset), (1, 1));
+        assert_eq!((live.partition(), live.offset()), (1, 1));
         assert!(sub.live.try_recv().is_err());
     }
 
-    /// A live frame's id is the consumer's position after its event, in every partition
-    /// (a record that is no event moved it on too), and every stream it reaches gets the
-    /// same bytes, filtered or not.
+    fn shared(live: Live) -> Bytes {
+        match live {
+            Live::Shared { frame, .. } => frame,
+            Live::Own(item) => panic!("its own frame for {}:{}", item.partition, item.offset),
+        }
+    }
+
+    /// Streams in step share one encoding of a live frame, whose id moves in the event's
+    /// partition only: a record that is no event does not move it.
     #[test]
-    fn a_live_frame_is_encoded_once_with_the_consumers_position() {
+    fn streams_in_step_share_a_live_frame_encoded_once() {
         let hub = Hub::new(vec![4, 0, 9], 10, 8, 100);
         let doc = Uuid::new_v4();
-        let mut all = hub.subscribe(None, None, None).unwrap();
-        let mut mine = hub.subscribe(None, Some(doc), None).unwrap();
+        let mut a = hub.subscribe(None, None, None).unwrap();
+        let mut b = hub.subscribe(None, None, None).unwrap();
         hub.publish(2, 9, None);
         assert_eq!(hub.publish(1, 0, Some(item(1, 0, doc, 1))), 2);
-        let (a, b) = (all.live.try_recv().unwrap(), mine.live.try_recv().unwrap());
-        assert_eq!((a.partition, a.offset), (1, 0));
-        assert_eq!(
-            std::str::from_utf8(&a.frame).unwrap(),
-            "id: 0:4,1:1,2:10\ndata: 1:0\n\n"
+        let (a, b) = (
+            shared(a.live.try_recv().unwrap()),
+            shared(b.live.try_recv().unwrap()),
         );
-        assert_eq!(a.frame.as_ptr(), b.frame.as_ptr(), "one encoding, shared");
+        assert_eq!(
+            std::str::from_utf8(&a).unwrap(),
+            "id: 0:4,1:1,2:9\ndata: 1:0\n\n"
+        );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+    }
+
+    /// A stream that started past a partition's last event (after a record that is no
+    /// event) frames events at its own position until an event of that partition brings
+    /// it in step; a narrowed stream always does.
+    #[test]
+    fn streams_out_of_step_frame_their_own_until_in_step() {
+        let hub = Hub::new(vec![0, 0], 10, 8, 100);
+        let doc = Uuid::new_v4();
+        hub.publish(0, 0, None);
+        let mut late = hub.subscribe(None, None, None).unwrap();
+        let mut narrowed = hub.subscribe(None, Some(doc), None).unwrap();
+        assert_eq!(late.start, Position::new(vec![1, 0]));
+        hub.publish(1, 0, Some(item(1, 0, doc, 1)));
+        assert!(matches!(late.live.try_recv().unwrap(), Live::Own(_)));
+        assert!(matches!(narrowed.live.try_recv().unwrap(), Live::Own(_)));
+        hub.publish(0, 1, Some(item(0, 1, doc, 2)));
+        let frame = shared(late.live.try_recv().unwrap());
+        assert!(
+            std::str::from_utf8(&frame)
+                .unwrap()
+                .starts_with("id: 0:2,1:1\n")
+        );
+        assert!(matches!(narrowed.live.try_recv().unwrap(), Live::Own(_)));
     }
 
     #[test]
@@ -550,7 +641,7 @@ mod tests {
         assert_eq!(offsets(&sub.from_memory), vec![(0, 1)]);
         hub.publish(0, 2, Some(item(0, 2, other, 3)));
         hub.publish(0, 3, Some(item(0, 3, mine, 4)));
-        assert_eq!(sub.live.try_recv().unwrap().offset, 3);
+        assert_eq!(sub.live.try_recv().unwrap().offset(), 3);
         assert!(sub.live.try_recv().is_err());
     }
 
@@ -575,7 +666,7 @@ mod tests {
         assert_eq!(hub.publish(0, 1, Some(repeat(1))), 0, "not sent live");
         assert!(live.live.try_recv().is_err());
         hub.publish(0, 2, Some(item(0, 2, doc, 3)));
-        assert_eq!(live.live.try_recv().unwrap().offset, 2);
+        assert_eq!(live.live.try_recv().unwrap().offset(), 2);
         // Memory holds the event once; the position still moved past the repeat.
         let resumed = hub
             .subscribe(Some(Position::new(vec![0])), None, None)

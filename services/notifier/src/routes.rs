@@ -458,8 +458,8 @@ struct StreamState {
 }
 
 impl StreamState {
-    /// The frame for `item` from history, advancing the position; `None` when the filter
-    /// skips it.
+    /// The frame for `item` at this stream's position, advancing it; `None` when the
+    /// filter skips it.
     fn frame(&mut self, item: &Item) -> Option<Bytes> {
         self.position.advance(item.partition, item.offset);
         if self.filter.is_some_and(|id| id != item.document) {
@@ -469,12 +469,21 @@ impl StreamState {
         Some(crate::sse::event(&self.position.to_string(), &item.json))
     }
 
-    /// The frame of a live event: the hub encoded it once for every stream it reached
-    /// (and filtered it for this one).
-    fn live_frame(&mut self, live: Live) -> Bytes {
-        self.position.advance(live.partition, live.offset);
-        self.sent.emit();
-        live.frame
+    /// The frame of a live event: the one the hub encoded for every stream in step with
+    /// it, or this stream's own.
+    fn live_frame(&mut self, live: Live) -> Option<Bytes> {
+        match live {
+            Live::Shared {
+                partition,
+                offset,
+                frame,
+            } => {
+                self.position.advance(partition, offset);
+                self.sent.emit();
+                Some(frame)
+            }
+            Live::Own(item) => self.frame(&item),
+        }
     }
 
     /// The frame for `item` from history, unless it repeats an event already read.
@@ -528,8 +537,9 @@ async fn produce_frame(mut state: Box<StreamState>) -> Option<(Bytes, Box<Stream
             continue;
         }
         let live = state.live.recv().await?;
-        let frame = state.live_frame(live);
-        return Some((frame, state));
+        if let Some(frame) = state.live_frame(live) {
+            return Some((frame, state));
+        }
     }
 }
 

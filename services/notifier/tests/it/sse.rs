@@ -173,6 +173,50 @@ async fn every_event_reaches_the_stream_as_published() {
     assert_same_events(&parse(&frames), &sent);
 }
 
+/// Each event frame's id moves in the partition of its event only, also after a record
+/// that is no event in another partition (which the stream never receives): a client
+/// can tell from two ids where an event sat.
+#[tokio::test]
+async fn each_frame_id_moves_in_its_events_partition_only() {
+    let topic = testkit::infra().topic(2).await;
+    let app = spawn_notifier(&topic).await;
+    let (mut client, opening) = listen_ready(&app, None).await;
+    let mut previous = opening.id.unwrap();
+    assert_eq!(previous, "0:0,1:0");
+    let (skipped, _) = testkit::produce(&topic.name, "not-an-event", b"{}", None).await;
+    for n in 0..20 {
+        let event = event(
+            Uuid::new_v4(),
+            &format!("after the record that is no event {n}"),
+        );
+        let (partition, offset) = testkit::produce(
+            &topic.name,
+            &event.key(),
+            &event.to_json(),
+            Some(mime::EVENT),
+        )
+        .await;
+        let frame = client.events(1, WAIT).await.remove(0);
+        let id = frame.id.unwrap();
+        let moved: Vec<&str> = previous
+            .split(',')
+            .zip(id.split(','))
+            .filter(|(before, after)| before != after)
+            .map(|(_, after)| after)
+            .collect();
+        assert_eq!(
+            moved,
+            vec![format!("{partition}:{}", offset + 1)],
+            "from {previous} to {id}"
+        );
+        previous = id;
+        if partition != skipped {
+            return;
+        }
+    }
+    panic!("twenty events all went to partition {skipped}, the one of the record that is no event");
+}
+
 /// Receives some events, disconnects, lets more be published, and reconnects with the
 /// last id: exactly the missed events come, then the live ones.
 #[tokio::test]
