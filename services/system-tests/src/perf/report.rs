@@ -37,13 +37,9 @@ impl Row {
         goal: f64,
     ) -> Self {
         Self {
-            p,
-            what: what.to_owned(),
-            platform,
-            baseline,
-            ratio: format!("{ratio:.2}"),
             goal: format!(">= {goal}"),
             met: Some(ratio >= goal),
+            ..Self::info(p, what, platform, baseline, ratio)
         }
     }
 
