@@ -60,22 +60,6 @@ pub enum Live {
     Own(Item),
 }
 
-impl Live {
-    pub fn partition(&self) -> usize {
-        match self {
-            Live::Shared { partition, .. } => *partition,
-            Live::Own(item) => item.partition,
-        }
-    }
-
-    pub fn offset(&self) -> i64 {
-        match self {
-            Live::Shared { offset, .. } => *offset,
-            Live::Own(item) => item.offset,
-        }
-    }
-}
-
 /// What a new stream gets: where it starts, what to read from Kafka first, what the
 /// memory already holds, and the queue of live events after that.
 #[derive(Debug)]
@@ -117,7 +101,7 @@ struct Client {
     /// The position the stream started at, while it is ahead of `delivered` in some
     /// partition (it started after records that are no events); `None` once the stream is
     /// at `delivered`, where the shared frames name its position.
-    ahead: Option<Box<[i64]>>,
+    out_of_step: Option<Box<[i64]>>,
     queue: mpsc::Sender<Live>,
     /// Closes the client's connection at once, even while it is blocked on a client that
     /// stopped reading.
@@ -272,13 +256,13 @@ impl Hub {
                 return true;
             }
             if client
-                .ahead
+                .out_of_step
                 .as_ref()
                 .is_some_and(|start| start.iter().zip(delivered.iter()).all(|(s, d)| s <= d))
             {
-                client.ahead = None;
+                client.out_of_step = None;
             }
-            let live = if client.filter.is_none() && client.ahead.is_none() {
+            let live = if client.filter.is_none() && client.out_of_step.is_none() {
                 Live::Shared {
                     partition,
                     offset,
@@ -384,7 +368,7 @@ impl Hub {
         state.clients.push(Client {
             id: guard.id,
             filter,
-            ahead: out_of_step,
+            out_of_step,
             queue,
             kill,
         });
@@ -494,8 +478,18 @@ mod tests {
 
         hub.publish(1, 1, Some(item(1, 1, doc, 4)));
         let live = sub.live.try_recv().unwrap();
-        assert_eq!((live.partition(), live.offset()), (1, 1));
+        assert_eq!(at(&live), (1, 1));
         assert!(sub.live.try_recv().is_err());
+    }
+
+    /// Where a live event sits: (partition, offset).
+    fn at(live: &Live) -> (usize, i64) {
+        match live {
+            Live::Shared {
+                partition, offset, ..
+            } => (*partition, *offset),
+            Live::Own(item) => (item.partition, item.offset),
+        }
     }
 
     fn shared(live: Live) -> Bytes {
@@ -641,7 +635,7 @@ mod tests {
         assert_eq!(offsets(&sub.from_memory), vec![(0, 1)]);
         hub.publish(0, 2, Some(item(0, 2, other, 3)));
         hub.publish(0, 3, Some(item(0, 3, mine, 4)));
-        assert_eq!(sub.live.try_recv().unwrap().offset(), 3);
+        assert_eq!(at(&sub.live.try_recv().unwrap()).1, 3);
         assert!(sub.live.try_recv().is_err());
     }
 
@@ -666,7 +660,7 @@ mod tests {
         assert_eq!(hub.publish(0, 1, Some(repeat(1))), 0, "not sent live");
         assert!(live.live.try_recv().is_err());
         hub.publish(0, 2, Some(item(0, 2, doc, 3)));
-        assert_eq!(live.live.try_recv().unwrap().offset(), 2);
+        assert_eq!(at(&live.live.try_recv().unwrap()).1, 2);
         // Memory holds the event once; the position still moved past the repeat.
         let resumed = hub
             .subscribe(Some(Position::new(vec![0])), None, None)

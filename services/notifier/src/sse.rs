@@ -119,10 +119,10 @@ impl<S: Stream<Item = Bytes> + Unpin> KeepAlive<S> {
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
         loop {
             ready!(self.timer.as_mut().poll(cx));
-            let due = self.last_sent + self.interval;
-            if due <= Instant::now() {
-                self.last_sent = Instant::now();
-                self.timer.as_mut().reset(self.last_sent + self.interval);
+            let (due, now) = (self.last_sent + self.interval, Instant::now());
+            if due <= now {
+                self.last_sent = now;
+                self.timer.as_mut().reset(now + self.interval);
                 return Poll::Ready(Bytes::from_static(KEEP_ALIVE));
             }
             self.timer.as_mut().reset(due);

@@ -615,39 +615,33 @@ async fn fanout(
         let events: Vec<Event> = (0..sizes.fanout_events)
             .map(|_| raw::created_event(32))
             .collect();
-        if platform_now {
-            notifier_rounds += 1;
-            let run = meter.start("P5 platform", &["notifier"]).await;
-            let started = Instant::now();
-            futures_util::future::join_all(events.iter().map(|e| raw::send(kafka, topic, e))).await;
-            notifier_time += clients
-                .wait_all(
-                    notifier_rounds * events.len(),
-                    started,
-                    Duration::from_secs(120),
-                )
-                .await?;
-            meter.finish_count(run, round_deliveries).await;
+        // The bare server's lines are made before its round, as the records are.
+        let payloads: Vec<String> = events
+            .iter()
+            .filter(|_| !platform_now)
+            .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
+            .collect();
+        let (label, profile): (_, &[&str]) = if platform_now {
+            ("P5 platform", &["notifier"])
         } else {
-            bare_rounds += 1;
-            let payloads: Vec<String> = events
-                .iter()
-                .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
-                .collect();
-            let run = meter.start("P5 baseline", &[]).await;
-            let started = Instant::now();
+            ("P5 baseline", &[])
+        };
+        let run = meter.start(label, profile).await;
+        let started = Instant::now();
+        let (fleet, rounds, time) = if platform_now {
+            futures_util::future::join_all(events.iter().map(|e| raw::send(kafka, topic, e))).await;
+            (&clients, &mut notifier_rounds, &mut notifier_time)
+        } else {
             for payload in &payloads {
                 bare.send(payload).await?;
             }
-            bare_time += bare_clients
-                .wait_all(
-                    bare_rounds * events.len(),
-                    started,
-                    Duration::from_secs(120),
-                )
-                .await?;
-            meter.finish_count(run, round_deliveries).await;
-        }
+            (&bare_clients, &mut bare_rounds, &mut bare_time)
+        };
+        *rounds += 1;
+        *time += fleet
+            .wait_all(*rounds * events.len(), started, Duration::from_secs(120))
+            .await?;
+        meter.finish_count(run, round_deliveries).await;
     }
     drop((clients, bare_clients, paused));
     // The same server's memory per idle stream: what hyper, axum and a broadcast
@@ -721,20 +715,18 @@ async fn fanout(
 }
 
 /// A service process stopped (SIGSTOP) until this is dropped (SIGCONT), on every path out.
-struct Paused(nix::unistd::Pid);
+struct Paused<'a>(&'a ServiceProcess);
 
-impl Paused {
-    fn new(service: &ServiceProcess) -> Result<Self> {
-        let pid = nix::unistd::Pid::from_raw(service.pid().context("the service is not running")?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)
-            .context("cannot pause the service")?;
-        Ok(Self(pid))
+impl<'a> Paused<'a> {
+    fn new(service: &'a ServiceProcess) -> Result<Self> {
+        service.signal(nix::sys::signal::Signal::SIGSTOP)?;
+        Ok(Self(service))
     }
 }
 
-impl Drop for Paused {
+impl Drop for Paused<'_> {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+        let _ = self.0.signal(nix::sys::signal::Signal::SIGCONT);
     }
 }
 

@@ -200,21 +200,25 @@ impl Table {
 
 /// `perf bare-reader <keyspace>`: the reader with nothing of the platform around it, the
 /// server P6's reads are also measured against to show what HTTP itself costs: axum on
-/// hyper, `GET /documents/{id}` answered from the same prepared point read through the
-/// same driver, as JSON; no spans, no logs, no metrics, no `Document-Position`. Serves on
+/// hyper, `GET /documents/{id}` answered by the reader's own `store::DocumentReader` (the
+/// same prepared read through the same driver), as JSON; no Document-Position, no
+/// problem bodies, and no telemetry (this process installs no tracing subscriber and no
+/// metrics recorder, so the store's span and histogram cost next to nothing). Serves on
 /// a free port of loopback, prints its address, and stops when stdin closes.
 pub async fn serve_bare_reader(keyspace: &str) -> Result<()> {
-    let session = store::connect(&testkit::infra().contact_points, Duration::from_secs(10))
-        .await
-        .context("the bare reader cannot connect to Cassandra")?;
-    let table = Arc::new(Table::prepare(Arc::new(session), keyspace).await?);
+    let args = store::CassandraArgs::new(&testkit::infra().contact_points, keyspace);
+    let documents = Arc::new(
+        store::DocumentReader::open(&args)
+            .await
+            .context("the bare reader cannot open the documents table")?,
+    );
     let router = axum::Router::new().route(
         "/documents/{id}",
         axum::routing::get(
-            |axum::extract::State(table): axum::extract::State<Arc<Table>>,
+            |axum::extract::State(documents): axum::extract::State<Arc<store::DocumentReader>>,
              axum::extract::Path(id): axum::extract::Path<Uuid>| async move {
                 use axum::response::IntoResponse;
-                match table.get(id).await {
+                match documents.get(id).await {
                     Ok(Some(document)) => axum::Json(document).into_response(),
                     Ok(None) => axum::http::StatusCode::NOT_FOUND.into_response(),
                     Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
@@ -225,21 +229,7 @@ pub async fn serve_bare_reader(keyspace: &str) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router.with_state(table)).await;
+        let _ = axum::serve(listener, router.with_state(documents)).await;
     });
     super::child::serve_lines(&address.to_string(), |_| None).await
-}
-
-impl Table {
-    /// The document with `id`, read as the reader reads it.
-    async fn get(&self, id: Uuid) -> Result<Option<events::Document>> {
-        let rows = self
-            .session
-            .execute_unpaged(&self.select, (id,))
-            .await?
-            .into_rows_result()?;
-        Ok(rows
-            .maybe_first_row::<(Uuid, Option<String>, Option<String>)>()?
-            .map(|(id, author, text)| events::Document { id, author, text }))
-    }
 }

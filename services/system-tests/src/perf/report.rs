@@ -389,53 +389,14 @@ mod tests {
 
     #[test]
     fn rows_say_whether_their_goal_is_met() {
+        let at_least = |ratio| Row::goal_at_least("P1", "x", "a".into(), "b".into(), ratio, 0.6);
+        let at_most =
+            |value| Row::goal_at_most("P5", "x", "a".into(), "-".into(), value, 16.0, "KiB");
         let met = |row: Row| row.met;
-        assert_eq!(
-            met(Row::goal_at_least(
-                "P1",
-                "x",
-                "a".into(),
-                "b".into(),
-                0.61,
-                0.6
-            )),
-            Some(true)
-        );
-        assert_eq!(
-            met(Row::goal_at_least(
-                "P1",
-                "x",
-                "a".into(),
-                "b".into(),
-                0.59,
-                0.6
-            )),
-            Some(false)
-        );
-        assert_eq!(
-            met(Row::goal_at_most(
-                "P2",
-                "x",
-                "a".into(),
-                "b".into(),
-                1.3,
-                1.3,
-                ""
-            )),
-            Some(true)
-        );
-        assert_eq!(
-            met(Row::goal_at_most(
-                "P5",
-                "x",
-                "a".into(),
-                "-".into(),
-                17.0,
-                16.0,
-                "KiB"
-            )),
-            Some(false)
-        );
+        assert_eq!(met(at_least(0.61)), Some(true));
+        assert_eq!(met(at_least(0.59)), Some(false));
+        assert_eq!(met(at_most(16.0)), Some(true));
+        assert_eq!(met(at_most(17.0)), Some(false));
         assert_eq!(met(Row::info("P6", "x", "a".into(), "b".into(), 0.5)), None);
     }
 
