@@ -93,7 +93,8 @@ test("create, read, update and delete through the forms, each notified with its 
   await created.waitFor({ timeout: WAIT });
   const trace = await created.locator("a.trace").getAttribute("data-trace-id");
   assert.match(trace, /^[0-9a-f]{32}$/);
-  assert.match(await created.locator("a.trace").getAttribute("href"), new RegExp(`/trace/${trace}$`));
+  // No `?jaeger=` and no Jaeger UI locally: the trace id links nowhere but the page's own view.
+  assert.equal(await created.locator("a.trace").getAttribute("href"), null);
   await created.locator(".latency").filter({ hasText: /ms after sending/ }).waitFor({ timeout: WAIT });
   await page.screenshot({ path: `${screenshots}/1-created.png`, fullPage: true });
 
@@ -145,6 +146,7 @@ test("a created document's trace opens as a waterfall: producer, persister, noti
   const view = page.getByTestId("trace-view");
   await view.waitFor({ state: "visible", timeout: WAIT });
   assert.equal(await view.getAttribute("data-trace-id"), trace);
+  assert.equal(await view.locator("a.jaeger-ui").count(), 0, "a link to a Jaeger UI that is not configured");
   await view.locator('[data-testid=trace-status][data-state="complete"]').waitFor({ timeout: 45_000 });
 
   // One lane per service, in the order the command travelled, then this browser.
@@ -201,6 +203,30 @@ test("a created document's trace opens as a waterfall: producer, persister, noti
   assert.ok(Number(await stats.getAttribute("data-persisted")) >= 1);
   assert.ok(Number(await stats.getAttribute("data-delivered")) >= 1);
   assert.match(await stats.textContent(), /persisted p50 \d.* · p99 \d.*delivered here p50 \d.* · p99 \d/);
+});
+
+test("with `?jaeger=URL`, trace ids and the trace view link to that Jaeger UI", async () => {
+  const ui = "http://jaeger.example.test:16686";
+  const other = await browser.newPage();
+  try {
+    await other.goto(`${gateway}/gui/?jaeger=${encodeURIComponent(`${ui}/`)}`);
+    await other.getByTestId("status").filter({ hasText: /^open/ }).waitFor({ timeout: WAIT });
+    await other.fill("#create-form input[name=author]", "Linker");
+    await other.fill("#create-form input[name=text]", "Link me to Jaeger");
+    await other.locator("#create-form button[type=submit]").click();
+    await other.getByTestId("response").filter({ hasText: /^201/ }).waitFor({ timeout: WAIT });
+    const id = await other.inputValue("#read-form input[name=id]");
+    const created = other.locator(`#events li[data-type="CREATE"][data-document="${id}"]`);
+    await created.waitFor({ timeout: WAIT });
+    const trace = await created.getAttribute("data-trace-id");
+    assert.equal(await created.locator("a.trace").getAttribute("href"), `${ui}/trace/${trace}`);
+    await created.locator(".doc").click();
+    const view = other.getByTestId("trace-view");
+    await view.waitFor({ state: "visible", timeout: WAIT });
+    assert.equal(await view.locator("a.jaeger-ui").getAttribute("href"), `${ui}/trace/${trace}`);
+  } finally {
+    await other.close();
+  }
 });
 
 test("when Jaeger does not answer, the trace view says so plainly", async () => {

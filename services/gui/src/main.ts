@@ -11,7 +11,8 @@ import { TraceView } from "./traceview";
 
 const base = gatewayBase(window.location);
 const params = new URLSearchParams(window.location.search);
-/** Where trace ids link to: `?jaeger=URL` (http or https only), else the local Jaeger. */
+/** Where trace ids link to: `?jaeger=URL` (http or https only); without it, only to the
+ * page's own trace view (the local Jaeger has no UI). */
 const jaeger = traceUiBase(params.get("jaeger"));
 
 const $ = <T extends Element = HTMLElement>(selector: string) => document.querySelector(selector) as T;
@@ -181,7 +182,13 @@ function addEvent(event: DocumentEvent): void {
   time.dateTime = event.header.timestamp;
   time.textContent = new Date(event.header.timestamp).toLocaleTimeString();
   const link = item.querySelector<HTMLAnchorElement>("a.trace")!;
-  link.href = `${jaeger}/trace/${trace}`;
+  if (jaeger !== null) {
+    link.href = `${jaeger}/trace/${trace}`;
+  } else {
+    // No Jaeger UI to open: a click on the trace id, as anywhere on the notification, opens
+    // the page's own trace view (pipeline.ts); its button does the same from the keyboard.
+    link.title = "Open this trace";
+  }
   link.textContent = `trace ${trace}`;
   link.dataset.traceId = trace;
   const changes = [

@@ -51,11 +51,11 @@ export class Pipeline {
     this.refreshStats();
     setInterval(() => this.refreshStats(), 1_000);
 
-    // A click anywhere on a notification but its link opens its trace; the button inside
-    // does the same from the keyboard.
+    // A click anywhere on a notification but a link to Jaeger's UI opens its trace; the
+    // button inside does the same from the keyboard.
     list.addEventListener("click", (event) => {
       const target = event.target as HTMLElement;
-      if (target.closest("a, button")) return;
+      if (target.closest("a[href], button")) return;
       const item = target.closest<HTMLElement>("li[data-trace-id]");
       if (item) this.openItem(item);
     });

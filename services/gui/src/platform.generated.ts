@@ -10,9 +10,6 @@ export const GUI_PREFIX = "/gui";
 /** The read-only trace look-ups on Jaeger's query API. */
 export const TRACES_PREFIX = "/traces";
 
-/** The local Jaeger's UI (`cargo xtask up`). */
-export const LOCAL_JAEGER_UI = "http://127.0.0.1:16686";
-
 /** The gateway's public routes besides the GUI; a streaming route must not be buffered. */
 export const ROUTES: readonly { prefix: string; streaming: boolean }[] = [
   { prefix: "/producer", streaming: false }, // the producer service (:8083) behind the gateway

@@ -38,8 +38,8 @@ export class TraceView {
 
   constructor(
     private readonly base: string,
-    /** Where the Jaeger UI is, for the "open in Jaeger" link. */
-    private readonly jaegerUi: string,
+    /** Where the Jaeger UI is, for the "open in Jaeger" link; `null`: no such link. */
+    private readonly jaegerUi: string | null,
   ) {
     this.dialog = document.createElement("dialog");
     this.dialog.id = "trace-view";
@@ -51,7 +51,9 @@ export class TraceView {
       `<p class="trace-status" data-testid="trace-status" role="status"></p>` +
       `<dl class="stages" data-testid="trace-stages"></dl>` +
       `<div class="lanes" data-testid="trace-lanes"></div>` +
-      `<p class="trace-foot"><a class="jaeger-ui" target="_blank" rel="noopener">Open in the Jaeger UI</a></p>`;
+      (jaegerUi === null
+        ? ""
+        : `<p class="trace-foot"><a class="jaeger-ui" target="_blank" rel="noopener">Open in the Jaeger UI</a></p>`);
     this.heading = this.dialog.querySelector("h2")!;
     this.status = this.dialog.querySelector(".trace-status")!;
     this.stagesList = this.dialog.querySelector(".stages")!;
@@ -65,7 +67,8 @@ export class TraceView {
   async open(opened: Opened): Promise<void> {
     const generation = ++this.generation;
     this.heading.textContent = `Trace ${opened.label ? `of ${opened.label}` : opened.traceId}`;
-    this.dialog.querySelector<HTMLAnchorElement>("a.jaeger-ui")!.href = `${this.jaegerUi}/trace/${opened.traceId}`;
+    const jaegerLink = this.dialog.querySelector<HTMLAnchorElement>("a.jaeger-ui");
+    if (jaegerLink) jaegerLink.href = `${this.jaegerUi}/trace/${opened.traceId}`;
     this.dialog.dataset.traceId = opened.traceId;
     this.stagesList.replaceChildren();
     this.lanes.replaceChildren();

@@ -1,6 +1,6 @@
 // Which `?jaeger=` values the page links trace ids to.
 import { describe, expect, it } from "vitest";
-import { LOCAL_TRACE_UI, traceUiBase } from "../src/links";
+import { traceUiBase } from "../src/links";
 
 describe("traceUiBase", () => {
   it("takes an http or https URL, without its trailing slash", () => {
@@ -8,9 +8,9 @@ describe("traceUiBase", () => {
     expect(traceUiBase("http://10.0.0.5:16686/jaeger/")).toBe("http://10.0.0.5:16686/jaeger");
   });
 
-  it("falls back to the local Jaeger when absent or empty", () => {
-    expect(traceUiBase(null)).toBe(LOCAL_TRACE_UI);
-    expect(traceUiBase("")).toBe(LOCAL_TRACE_UI);
+  it("names no trace UI when absent or empty: the page's own trace view is the UI", () => {
+    expect(traceUiBase(null)).toBeNull();
+    expect(traceUiBase("")).toBeNull();
   });
 
   it("refuses every other scheme and anything that is not a URL", () => {
@@ -24,7 +24,7 @@ describe("traceUiBase", () => {
       "/relative/path",
       "not a url",
     ]) {
-      expect(traceUiBase(bad), bad).toBe(LOCAL_TRACE_UI);
+      expect(traceUiBase(bad), bad).toBeNull();
     }
   });
 });

@@ -40,9 +40,6 @@ export const GUI_PREFIX = "{gui}";
 /** The read-only trace look-ups on Jaeger's query API. */
 export const TRACES_PREFIX = "{traces}";
 
-/** The local Jaeger's UI (`cargo xtask up`). */
-export const LOCAL_JAEGER_UI = "http://127.0.0.1:{jaeger}";
-
 /** The gateway's public routes besides the GUI; a streaming route must not be buffered. */
 export const ROUTES: readonly {{ prefix: string; streaming: boolean }}[] = [
 {routes}];
@@ -50,6 +47,5 @@ export const ROUTES: readonly {{ prefix: string; streaming: boolean }}[] = [
         gateway_url = gateway::LOCAL_URL,
         gui = gateway::GUI_PREFIX,
         traces = gateway::TRACES_PREFIX,
-        jaeger = observability::JAEGER_QUERY_PORT,
     )
 }
