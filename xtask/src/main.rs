@@ -8,6 +8,7 @@ mod chaos;
 mod cmd;
 mod codegen;
 mod deploy;
+mod doctor;
 mod e2e;
 mod ec2;
 mod fuzz;
@@ -35,7 +36,8 @@ use clap::{Parser, Subcommand};
         Kafka and Cassandra run as local JVM processes (Java 17, jars from Maven Central \
         through `mvn`); their jars, data and logs live under target/infra/.",
     after_help = "Start here:\n  cargo xtask up      start the system\n  cargo xtask test    \
-        run every check and test\n  cargo xtask down    stop what `up` started"
+        run every check and test\n  cargo xtask down    stop what `up` started\n  \
+        cargo xtask doctor  check (and --install) what the commands need"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,8 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: infra::Command,
     },
-    /// Run formatting and lint checks and every test against the real servers.
+    /// Run formatting and lint checks and every test against the real servers
+    /// (`--quick`: what to run between edits).
     Test(test::Args),
+    /// Check that this machine has every tool the commands need; `--install` installs
+    /// what is missing.
+    Doctor(doctor::Args),
     /// Run the e2e tests against a running deployment through its gateway.
     E2e(e2e::Args),
     /// Deploy to Kubernetes (minikube or the current context) and wait for every rollout.
@@ -99,12 +105,32 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A command that needs a tool this machine lacks fails here, before any build step,
+    // with the line that installs it.
+    let needs = match &cli.command {
+        Command::Up(_) => Some(doctor::Verb::Up),
+        Command::Test(_) => Some(doctor::Verb::Test),
+        Command::Image(_) => Some(doctor::Verb::Image),
+        Command::Deploy(_) => Some(doctor::Verb::Deploy),
+        Command::Ec2(_) => Some(doctor::Verb::Ec2),
+        Command::Bench(_) => Some(doctor::Verb::Bench),
+        Command::Fuzz(_) => Some(doctor::Verb::Fuzz),
+        Command::Chaos(_) => Some(doctor::Verb::Chaos),
+        _ => None,
+    };
+    if let Some(verb) = needs
+        && let Err(error) = doctor::require(verb)
+    {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Up(args) => system::up(&args),
         Command::Down { clean } => system::down(clean),
         Command::Status => system::status(),
         Command::Infra { command } => infra::run(command),
         Command::Test(args) => test::run(args),
+        Command::Doctor(args) => doctor::run(&args),
         Command::E2e(args) => e2e::run(&args),
         Command::Deploy(args) => deploy::run(&args),
         Command::Undeploy(args) => deploy::undeploy(&args),

@@ -223,3 +223,101 @@ fn rust_version_is_true_to_the_code() {
         );
     }
 }
+
+/// Every `cargo xtask ...` line in a `shell` block of README.md: its subcommands exist and
+/// each `--flag` is one that subcommand takes (read from the command line's own
+/// definition, as `cargo xtask <verb> --help` would show it). `a | b | c` after a verb
+/// names alternatives to it (`cargo xtask infra up | down | status`).
+#[test]
+fn every_command_the_readme_shows_exists() {
+    use clap::CommandFactory;
+
+    let readme = fs::read_to_string(paths::root().join("README.md")).unwrap();
+    let root = crate::Cli::command();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut in_shell = false;
+    for line in readme.lines() {
+        if let Some(fence) = line.strip_prefix("```") {
+            in_shell = !in_shell && fence == "shell";
+            continue;
+        }
+        let code = line.split(" #").next().unwrap_or_default();
+        let Some((_, rest)) = code.split_once("cargo xtask ") else {
+            continue;
+        };
+        if !in_shell {
+            continue;
+        }
+        let words: Vec<&str> = rest
+            .split_whitespace()
+            .take_while(|w| *w != "--" && *w != "&&")
+            .map(|w| w.trim_matches(|c| c == '[' || c == ']'))
+            .collect();
+        let mut groups = words.split(|w| *w == "|");
+        let first = groups.next().unwrap_or_default();
+        match check_line(&root, &[], first) {
+            Ok(path) => {
+                checked += 1;
+                // Alternatives replace the last verb of the first group.
+                for alternative in groups {
+                    let parent = &path[..path.len().saturating_sub(1)];
+                    if let Err(problem) = check_line(&root, parent, alternative) {
+                        problems.push(format!("{line}: {problem}"));
+                    }
+                }
+            }
+            Err(problem) => problems.push(format!("{line}: {problem}")),
+        }
+    }
+    assert!(
+        checked >= 20,
+        "found only {checked} commands in README.md's shell blocks"
+    );
+    assert!(
+        problems.is_empty(),
+        "README.md shows commands that do not exist: {problems:#?}"
+    );
+}
+
+/// Walks `prefix` then `words` down the subcommands of `root`; checks every `--flag` of
+/// the subcommand reached. Returns the path of subcommands.
+fn check_line(
+    root: &clap::Command,
+    prefix: &[String],
+    words: &[&str],
+) -> Result<Vec<String>, String> {
+    let mut command = root;
+    let mut path = Vec::new();
+    for verb in prefix {
+        command = command
+            .find_subcommand(verb)
+            .ok_or(format!("no verb `{verb}`"))?;
+        path.push(verb.clone());
+    }
+    let mut words = words.iter().peekable();
+    while let Some(word) = words.peek() {
+        match command.find_subcommand(word) {
+            Some(sub) => {
+                command = sub;
+                path.push((**word).to_owned());
+                words.next();
+            }
+            None => break,
+        }
+    }
+    if path.len() == prefix.len() {
+        return Err(format!("`{}` is no verb", words.peek().unwrap_or(&&"")));
+    }
+    for word in words {
+        if let Some(flag) = word.strip_prefix("--") {
+            let flag = flag.split('=').next().unwrap_or_default();
+            let known =
+                flag == "help" || command.get_arguments().any(|a| a.get_long() == Some(flag));
+            if !known {
+                return Err(format!("`{}` takes no `--{flag}`", path.join(" ")));
+            }
+        }
+    }
+    Ok(path)
+}

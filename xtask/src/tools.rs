@@ -168,19 +168,23 @@ fn python() -> Result<&'static str> {
     )
 }
 
+/// Where `program` is: on `PATH`, or in `/usr/sbin` (where Debian keeps nginx).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
 /// Fails with the install command when a program from the system's packages is missing.
 pub fn require_program(program: &str, debian_package: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin")]) {
-        let candidate = dir.join(program);
-        if is_executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "cannot find `{program}`. Install it (Debian: `apt-get install {debian_package}`; \
-         `.ci/run` does this) and run the command again"
-    )
+    find_program(program).with_context(|| {
+        format!(
+            "cannot find `{program}`. Install it (Debian: `apt-get install {debian_package}`, or \
+             `cargo xtask doctor --install` for everything) and run the command again"
+        )
+    })
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -83,7 +83,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
          producer  {gateway}/producer/documents   (POST, PUT, DELETE /{{id}})\n  \
          reader    {gateway}/reader/documents/{{id}}\n  \
          notifier  {gateway}/notifier/documents   (Server-Sent Events)\n  \
-         traces    http://127.0.0.1:{jaeger} (Jaeger; the services export to {otlp})\n  \
+         traces    {traces}\n  \
          metrics   http://127.0.0.1:{prometheus} (Prometheus)\n\n\
          Try:\n  curl -i {gateway}/producer/documents \\\n    \
          -H 'Content-Type: application/vnd.kafka-cqrs.create-document.1+json' \\\n    \
@@ -91,7 +91,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
          Logs: target/system/logs/   Status: cargo xtask status   Stop: cargo xtask down",
         started.elapsed().as_secs_f64(),
         gui = platform::gateway::GUI_PREFIX,
-        jaeger = platform::observability::JAEGER_QUERY_PORT,
+        traces = traces::summary(&gateway, &otlp),
         prometheus = platform::observability::PROMETHEUS_PORT,
     );
     Ok(())

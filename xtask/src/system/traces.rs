@@ -1,7 +1,7 @@
 //! The local trace backend: Jaeger v2 (all-in-one, in-memory storage), built from the Go
 //! module proxy with the version pinned in `observability/jaeger/go.mod`. It receives the
-//! services' OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP) and shows the traces on
-//! http://127.0.0.1:16686. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the services export
+//! services' OTLP on 127.0.0.1:4317 (gRPC) and :4318 (HTTP) and answers its query API on
+//! http://127.0.0.1:16686/api/ (no web UI: see [`summary`]). When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the services export
 //! there instead and no Jaeger runs.
 
 use std::path::PathBuf;
@@ -105,8 +105,25 @@ pub fn start() -> Result<String> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("Jaeger receives OTLP on {endpoint} and shows traces on http://127.0.0.1:{UI_PORT}");
+    eprintln!(
+        "Jaeger receives OTLP on {endpoint}; its query API answers on http://127.0.0.1:{UI_PORT}/api/"
+    );
     Ok(endpoint)
+}
+
+/// The `traces` line of `up`'s summary. The local Jaeger is built from its Go module, which
+/// has no web UI (only a placeholder page), so no UI address is printed: the GUI's trace view
+/// reads each trace through the gateway's read-only route, and so can a user.
+pub fn summary(gateway: &str, otlp: &str) -> String {
+    if otlp == format!("http://127.0.0.1:{OTLP_HTTP_PORT}") {
+        format!(
+            "{gateway}{}/api/traces/{{trace id}}   (Jaeger's query API; \
+             click a notification in the GUI for its trace view)",
+            platform::gateway::TRACES_PREFIX
+        )
+    } else {
+        format!("exported to {otlp} (OTEL_EXPORTER_OTLP_ENDPOINT)")
+    }
 }
 
 pub fn pid() -> Result<Option<i32>> {

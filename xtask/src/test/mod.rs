@@ -13,6 +13,11 @@ pub mod tally;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// What a developer runs between edits (under 10 minutes warm): format, clippy, every
+    /// crate's tests against the real Kafka and Cassandra, and the e2e suite through the
+    /// gateway. It says what it leaves out; the full command is what CI runs.
+    #[arg(long)]
+    quick: bool,
     /// Skip `cargo fmt --check` and `cargo clippy`.
     #[arg(long)]
     no_lint: bool,
@@ -26,6 +31,31 @@ pub struct Args {
     runner_args: Vec<String>,
 }
 
+/// Every step of the full command in its order, and whether `--quick` runs it. README.md's
+/// list of steps names each (a test keeps them in step).
+pub const STEPS: [(&str, bool); 20] = [
+    ("observability checks", false),
+    ("terraform checks", false),
+    ("kubernetes static checks", false),
+    ("format", true),
+    ("clippy", true),
+    ("kubernetes cluster test", false),
+    ("infrastructure", true),
+    ("tests", true),
+    ("fault tests (serial)", true),
+    ("chaos (short)", false),
+    ("container tests", false),
+    ("system up", true),
+    ("e2e tests", true),
+    ("fuzz (bounded)", false),
+    ("gui unit tests", false),
+    ("gui browser tests", false),
+    ("system up (2 replicas)", false),
+    ("e2e tests (2 replicas)", false),
+    ("stop system", true),
+    ("stop infrastructure", true),
+];
+
 /// The outcome of one step, for the summary.
 #[derive(Debug)]
 struct Step {
@@ -34,42 +64,101 @@ struct Step {
     outcome: Result<()>,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let mut steps = Vec::new();
-    let mut step = |name: &'static str, action: &mut dyn FnMut() -> Result<()>| {
-        eprintln!("\n== {name}");
+/// Runs the steps of one plan, each announced with its number of the total and the time
+/// since the command started.
+struct Steps {
+    plan: Vec<&'static str>,
+    started: Instant,
+    done: Vec<Step>,
+}
+
+impl Steps {
+    fn new(quick: bool, lint: bool) -> Self {
+        let plan = STEPS
+            .iter()
+            .filter(|(name, in_quick)| {
+                (!quick || *in_quick) && (lint || !matches!(*name, "format" | "clippy"))
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        Self {
+            plan,
+            started: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        self.plan.contains(&name)
+    }
+
+    fn heading(&self, name: &str) -> String {
+        let number = self
+            .plan
+            .iter()
+            .position(|n| *n == name)
+            .map_or(0, |i| i + 1);
+        let elapsed = self.started.elapsed().as_secs();
+        format!(
+            "== [{number}/{}] {name}  ({}m{:02}s)",
+            self.plan.len(),
+            elapsed / 60,
+            elapsed % 60
+        )
+    }
+
+    /// Runs the step if the plan has it; `true` when it passed or is not planned.
+    fn run(&mut self, name: &'static str, action: &mut dyn FnMut() -> Result<()>) -> bool {
+        if !self.runs(name) {
+            return true;
+        }
+        eprintln!("\n{}", self.heading(name));
         let started = Instant::now();
         let outcome = action();
         let ok = outcome.is_ok();
         if let Err(error) = &outcome {
             eprintln!("{name} failed: {error:#}");
         }
-        steps.push(Step {
+        self.done.push(Step {
             name,
             took: started.elapsed(),
             outcome,
         });
         ok
-    };
+    }
 
-    let mut lint_ok = true;
-    if !args.no_lint {
-        lint_ok = step("observability checks", &mut system::prometheus::check)
-            && step("terraform checks", &mut ec2::check)
-            && step("kubernetes static checks", &mut kube::checks::run)
-            && step("format", &mut || {
-                cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
-            })
-            && step("clippy", &mut || {
-                cmd::run(Command::new("cargo").args([
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ]))
-            });
+    /// Says that a planned step does not run, and why.
+    fn skip(&self, name: &'static str, why: &str) {
+        if self.runs(name) {
+            eprintln!("\n{}: skipped, {why}", self.heading(name));
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut steps = Steps::new(args.quick, !args.no_lint);
+    if args.quick {
+        eprintln!("{}", left_out());
+    }
+
+    let mut lint_ok = steps.run("observability checks", &mut system::prometheus::check)
+        && steps.run("terraform checks", &mut ec2::check)
+        && steps.run("kubernetes static checks", &mut kube::checks::run)
+        && steps.run("format", &mut || {
+            cmd::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))
+        })
+        && steps.run("clippy", &mut || {
+            cmd::run(Command::new("cargo").args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        });
+    if args.no_lint {
+        lint_ok = true;
     }
 
     let mut tests = tally::Tally::default();
@@ -77,10 +166,10 @@ pub fn run(args: Args) -> Result<()> {
     if lint_ok {
         // A real kube-apiserver with simulated nodes, before Kafka and Cassandra take their
         // memory; it stops everything it started.
-        step("kubernetes cluster test", &mut || {
+        steps.run("kubernetes cluster test", &mut || {
             kube::cluster::test(kube::DEFAULT_OVERLAY)
         });
-        let infra_ok = step("infrastructure", &mut || {
+        let infra_ok = steps.run("infrastructure", &mut || {
             if infra::is_serving() {
                 eprintln!("Kafka and Cassandra already serve: using them as they are.");
                 Ok(())
@@ -90,7 +179,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         });
         if infra_ok {
-            step("tests", &mut || {
+            steps.run("tests", &mut || {
                 let Some(mut runner) = test_runner(&args.runner_args, Phase::Parallel)? else {
                     return Ok(());
                 };
@@ -99,7 +188,7 @@ pub fn run(args: Args) -> Result<()> {
                 outcome
             });
             // Fault tests freeze the shared Kafka or Cassandra: they run alone, afterwards.
-            step("fault tests (serial)", &mut || {
+            steps.run("fault tests (serial)", &mut || {
                 let Some(mut runner) = test_runner(&args.runner_args, Phase::Serial)? else {
                     return Ok(());
                 };
@@ -108,9 +197,9 @@ pub fn run(args: Args) -> Result<()> {
                 outcome
             });
             // The fault harness's short form: the service binaries under faults, R1-R7.
-            step("chaos (short)", &mut crate::chaos::run_short);
+            steps.run("chaos (short)", &mut crate::chaos::run_short);
             // Every image built and run against the local Kafka and Cassandra.
-            step("container tests", &mut || {
+            steps.run("container tests", &mut || {
                 let (_podman_api, mut runner) = image::smoke::prepare()?;
                 let (counted, outcome) = tally::run(&mut runner);
                 tests.add(&counted);
@@ -120,7 +209,7 @@ pub fn run(args: Args) -> Result<()> {
         // The whole system behind its gateway, as a user runs it: the e2e tests.
         let mut started_system = false;
         if infra_ok {
-            let system_ok = step("system up", &mut || {
+            let system_ok = steps.run("system up", &mut || {
                 if system::is_up() {
                     eprintln!("The system already runs: testing it as it is.");
                     Ok(())
@@ -130,20 +219,20 @@ pub fn run(args: Args) -> Result<()> {
                 }
             });
             if system_ok {
-                step("e2e tests", &mut || {
+                steps.run("e2e tests", &mut || {
                     let (counted, outcome) = tally::run(&mut e2e::command(e2e_gateway(), 1));
                     tests.add(&counted);
                     outcome
                 });
                 // schemathesis on each service's OpenAPI description, through the gateway
                 // and directly: fails on a 5xx or an answer the description does not allow.
-                step("fuzz (bounded)", &mut crate::fuzz::run_short);
-                step("gui unit tests", &mut || {
+                steps.run("fuzz (bounded)", &mut crate::fuzz::run_short);
+                steps.run("gui unit tests", &mut || {
                     let (counted, outcome) = tally::run(&mut system::gui::unit_tests()?);
                     tests.add(&counted);
                     outcome
                 });
-                step("gui browser tests", &mut || {
+                steps.run("gui browser tests", &mut || {
                     let (counted, outcome) =
                         tally::run(&mut system::gui::browser_tests(e2e_gateway())?);
                     tests.add(&counted);
@@ -151,38 +240,47 @@ pub fn run(args: Args) -> Result<()> {
                 });
                 // Scale-out: a second replica of each service joins the running system
                 // (the gateway and Prometheus reload), and the e2e suite runs again.
-                if started_system {
-                    const REPLICAS: u16 = 2;
-                    let scaled = step("system up (2 replicas)", &mut || {
-                        system::up(&system::UpArgs::debug(REPLICAS))
+                const REPLICAS: u16 = 2;
+                if !started_system {
+                    steps.skip(
+                        "system up (2 replicas)",
+                        "the system ran before this command, so it is left as it is",
+                    );
+                } else if steps.run("system up (2 replicas)", &mut || {
+                    system::up(&system::UpArgs::debug(REPLICAS))
+                }) {
+                    steps.run("e2e tests (2 replicas)", &mut || {
+                        let (counted, outcome) =
+                            tally::run(&mut e2e::command(e2e_gateway(), REPLICAS));
+                        tests.add(&counted);
+                        outcome
                     });
-                    if scaled {
-                        step("e2e tests (2 replicas)", &mut || {
-                            let (counted, outcome) =
-                                tally::run(&mut e2e::command(e2e_gateway(), REPLICAS));
-                            tests.add(&counted);
-                            outcome
-                        });
-                    }
                 }
             }
         }
-        if !args.keep_infra {
+        if args.keep_infra {
+            steps.skip("stop system", "--keep-infra");
+            steps.skip("stop infrastructure", "--keep-infra");
+        } else {
             if started_system {
-                step("stop system", &mut system::stop_services_and_gateway);
+                steps.run("stop system", &mut system::stop_services_and_gateway);
+            } else {
+                steps.skip("stop system", "it ran before this command");
             }
             if started_infra {
-                step("stop infrastructure", &mut infra::down_quietly);
+                steps.run("stop infrastructure", &mut infra::down_quietly);
+            } else {
+                steps.skip("stop infrastructure", "it ran before this command");
             }
         }
     }
 
     eprintln!("\n== summary");
     let mut failed = 0;
-    for s in &steps {
+    for s in &steps.done {
         let verdict = if s.outcome.is_ok() { "ok" } else { "FAILED" };
         eprintln!(
-            "{:<22} {:<7} {:>6.1}s",
+            "{:<24} {:<7} {:>6.1}s",
             s.name,
             verdict,
             s.took.as_secs_f64()
@@ -191,6 +289,11 @@ pub fn run(args: Args) -> Result<()> {
             failed += 1;
             eprintln!("    {error:#}");
         }
+    }
+    let took = steps.started.elapsed().as_secs();
+    eprintln!("{:<24} {:<7} {:>4}m{:02}s", "all", "", took / 60, took % 60);
+    if args.quick {
+        eprintln!("\n{}", left_out());
     }
     // The last line counts tests, not steps: it is what CI and people read first.
     println!(
@@ -201,6 +304,19 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{failed} step(s) failed; see above");
     }
     Ok(())
+}
+
+/// What `--quick` leaves out, said at its start and its end.
+fn left_out() -> String {
+    let names: Vec<&str> = STEPS
+        .iter()
+        .filter(|(_, quick)| !quick)
+        .map(|(name, _)| *name)
+        .collect();
+    format!(
+        "--quick leaves out: {}.\nRun `cargo xtask test` (what CI runs) before you push.",
+        names.join(", ")
+    )
 }
 
 /// The local gateway that `cargo xtask up` starts.
@@ -317,6 +433,28 @@ fn is_fault_test(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_step_in_order() {
+        let readme = std::fs::read_to_string(crate::paths::root().join("README.md")).unwrap();
+        let rows: Vec<(String, bool)> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let number = cells.get(1)?.parse::<usize>().ok()?;
+                let name = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+                (number > 0).then(|| (name.to_owned(), cells.get(4) == Some(&"yes")))
+            })
+            .collect();
+        let steps: Vec<(String, bool)> = STEPS
+            .iter()
+            .map(|(name, quick)| ((*name).to_owned(), *quick))
+            .collect();
+        assert_eq!(
+            rows, steps,
+            "README.md's table of the test command's steps (name, `--quick`) differs from STEPS"
+        );
+    }
 
     #[test]
     fn fault_tests_are_found_by_their_last_path_segment() {
