@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::Result;
 
-use crate::test::tally;
+use crate::tally;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::{cmd, paths};
 
@@ -59,42 +59,12 @@ pub fn build() -> Result<()> {
     cmd::run(npm()?.args(["run", "build"]))
 }
 
-/// The GUI's unit tests (vitest).
-pub fn unit_tests() -> Result<Command> {
+/// `npm run <script>` in the GUI's folder, its packages installed first: `test` runs the
+/// unit tests (vitest), `test:browser` the browser test (which `cargo xtask test` sets up).
+pub fn npm_run(script: &str) -> Result<Command> {
     install()?;
     let mut command = npm()?;
-    command.args(["test"]);
-    Ok(command)
-}
-
-/// The browser test against the running system, in headless Chromium.
-pub fn browser_tests(gateway: &str) -> Result<Command> {
-    install()?;
-    let mut command = npm()?;
-    let xtask = paths::xtask_program().context("cannot find the xtask binary")?;
-    command
-        .args(["run", "test:browser"])
-        .env("CQRS_GATEWAY", gateway)
-        .env(
-            "CQRS_NOTIFIER_STOP",
-            format!("{} service stop notifier", xtask.display()),
-        )
-        .env(
-            "CQRS_NOTIFIER_START",
-            format!("{} service start notifier", xtask.display()),
-        )
-        .env(
-            "CQRS_JAEGER_STOP",
-            format!("{} service stop {}", xtask.display(), super::JAEGER),
-        )
-        .env(
-            "CQRS_JAEGER_START",
-            format!("{} service start {}", xtask.display(), super::JAEGER),
-        )
-        .env(
-            "CQRS_SCREENSHOTS",
-            paths::root().join("target/gui-screenshots"),
-        );
+    command.args(["run", script]);
     Ok(command)
 }
 

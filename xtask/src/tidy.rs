@@ -321,3 +321,125 @@ fn check_line(
     }
     Ok(path)
 }
+
+/// The repository stands alone: no file in it names a document outside it (the design
+/// contract the project started from lives in ARCHITECTURE.md, "The contract").
+#[test]
+fn nothing_names_a_file_outside_the_repository() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.is_dir() {
+                if !matches!(
+                    name.to_str(),
+                    Some("target" | "node_modules" | "dist" | ".git" | ".terraform")
+                ) {
+                    walk(&path, out);
+                }
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&paths::root(), &mut all);
+    // Spelled in two halves, so that this file does not name them either.
+    let outside = [format!("{}.md", "DESIGN"), format!("../{}/", "shared")];
+    let offenders: Vec<String> = all
+        .iter()
+        .filter(|path| {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            outside.iter().any(|name| text.contains(name.as_str()))
+        })
+        .map(|path| relative(path))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these files name a document outside the repository (say what it says instead): \
+         {offenders:#?}"
+    );
+}
+
+/// xtask's modules depend on each other in one direction only: a cycle between two
+/// top-level modules (`system` using `image` and `image` using `system`) means that a piece
+/// lives in the wrong one. Tests inside a module (`#[cfg(test)] mod tests`) may look
+/// anywhere.
+#[test]
+fn xtask_modules_form_no_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let src = paths::root().join("xtask/src");
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in files(&[".rs"]) {
+        let Ok(inner) = path.strip_prefix(&src) else {
+            continue;
+        };
+        let top = inner
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .unwrap_or_default()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if top == "main" || top == "tidy" {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let used = uses.entry(top.clone()).or_default();
+        for (_, line) in code_lines(code) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(list) => list.split('}').next().unwrap_or_default().split(',').collect(),
+                    None => vec![rest],
+                };
+                for name in names {
+                    let name: String = name
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != top && name.chars().all(|c| !c.is_uppercase()) {
+                        used.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    // A depth-first search from every module; a module met again on the current path
+    // closes a cycle.
+    fn visit(
+        module: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_owned());
+            cycles.push(cycle.join(" -> "));
+            return;
+        }
+        if !done.insert(module.to_owned()) {
+            return;
+        }
+        path.push(module.to_owned());
+        for next in uses.get(module).into_iter().flatten() {
+            visit(next, uses, path, done, cycles);
+        }
+        path.pop();
+    }
+    let mut cycles = Vec::new();
+    let mut done = BTreeSet::new();
+    for module in uses.keys() {
+        visit(module, &uses, &mut Vec::new(), &mut done, &mut cycles);
+    }
+    assert!(
+        cycles.is_empty(),
+        "xtask's modules use each other in a cycle (move the shared piece into a module both \
+         use): {cycles:#?}"
+    );
+}

@@ -1,6 +1,7 @@
-//! The wire formats of kafka-cqrs, exactly as DESIGN.md fixes them: the commands the
-//! producer accepts, the responses of producer and reader, the event that travels through
-//! Kafka and out of the notifier, the problem bodies of errors, and their MIME types.
+//! The wire formats of kafka-cqrs, exactly as the contract fixes them (ARCHITECTURE.md,
+//! "The contract"): the commands the producer accepts, the responses of producer and
+//! reader, the event that travels through Kafka and out of the notifier, the problem
+//! bodies of errors, and their MIME types.
 
 pub mod idempotency;
 pub mod mime;

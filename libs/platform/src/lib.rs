@@ -36,7 +36,7 @@ pub struct Service {
     /// The Cargo package, binary, image, Prometheus job and Kubernetes name.
     pub name: &'static str,
     pub role: Role,
-    /// The port it listens on (DESIGN.md), locally and in a cluster.
+    /// The port it listens on (ARCHITECTURE.md, "The contract"), locally and in a cluster.
     pub port: u16,
     /// Prometheus text format.
     pub metrics_path: &'static str,

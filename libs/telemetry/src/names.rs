@@ -1,5 +1,5 @@
-//! The metric names of the contract (DESIGN.md, "Telemetry"), in one place. Units are in
-//! the names (`_seconds`, `_total`); label values are bounded sets.
+//! The metric names of the contract (ARCHITECTURE.md, "The contract"), in one place.
+//! Units are in the names (`_seconds`, `_total`); label values are bounded sets.
 
 /// Histogram, seconds; labels `method`, `route`, `status`.
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http_server_request_duration_seconds";

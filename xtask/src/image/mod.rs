@@ -4,7 +4,6 @@
 //! minikube. The other modules run those images: the smoke tests of `cargo xtask test`
 //! (`smoke`) and `cargo xtask up --containers` (`containers`).
 
-pub mod containers;
 mod minikube;
 pub mod podman;
 pub mod smoke;
@@ -16,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{cmd, paths, system};
+use crate::{cmd, gui, paths};
 
 /// The Rust target of the images' binaries: musl links statically, so a `FROM scratch`
 /// image needs nothing but the binary.
@@ -194,7 +193,7 @@ pub fn build(profile: &str) -> Result<Vec<Built>> {
     let versions = package_versions()?;
     let images = images();
     build_binaries(profile, &images)?;
-    system::gui::build()?;
+    gui::build()?;
 
     let mut built = Vec::new();
     for image in images {
@@ -324,7 +323,7 @@ fn stage(image: &Image, profile: &str) -> Result<PathBuf> {
         .with_context(|| format!("cannot copy {}", paths::display(&from)))?;
     set_mode(&rootfs.join("app"), 0o755)?;
     if image.gui {
-        let dist = system::gui::dir().join("dist");
+        let dist = gui::dir().join("dist");
         if !dist.join("index.html").exists() {
             bail!(
                 "{} has no index.html: the GUI build failed",

@@ -1,5 +1,5 @@
-//! `cargo xtask up --containers`: the four services run from their images with podman
-//! instead of as local processes, on the host's network (so that they reach the local
+//! `cargo xtask up --containers`: the four services run from their images (`cargo xtask
+//! image`) with podman instead of as local processes, on the host's network (so that they reach the local
 //! Kafka, Cassandra and Jaeger as the processes do, and the gateway reaches them on the
 //! same ports), with a read-only root filesystem as in Kubernetes. `cargo xtask down`
 //! stops them.
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::{DEFAULT_PROFILE, local_reference, podman};
+use crate::image::{DEFAULT_PROFILE, local_reference, podman};
 use crate::{cmd, system};
 
 /// Containers are named `kafka-cqrs-<service>`, which is also how `down` finds them.
@@ -23,7 +23,7 @@ const STOP_GRACE_SECS: u32 = 20;
 /// Builds the images and runs one container per service, each awaited until ready.
 pub fn start_all(otlp_endpoint: &str, release: bool) -> Result<()> {
     let profile = if release { "release" } else { DEFAULT_PROFILE };
-    let built = super::build(profile)?;
+    let built = crate::image::build(profile)?;
     for service in platform::SERVICES {
         let name = format!("{NAME_PREFIX}{}", service.name);
         if running().contains(&name) {

@@ -2,8 +2,8 @@
 //! (`infra`), the services built with Cargo and started in the background with their logs
 //! under `target/system/logs/`, and the nginx gateway on port 8080 in front of them.
 
+pub mod containers;
 mod gateway;
-pub mod gui;
 pub mod prometheus;
 mod services;
 mod traces;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use nix::sys::signal::Signal;
 
-use crate::{infra, paths, process};
+use crate::{gui, infra, paths, process};
 
 use services::{SERVICES, Service};
 
@@ -55,7 +55,7 @@ pub fn up(args: &UpArgs) -> Result<()> {
     gui::build()?;
     let otlp = traces::start()?;
     if args.containers {
-        crate::image::containers::start_all(&otlp, args.release)?;
+        containers::start_all(&otlp, args.release)?;
     } else {
         for service in SERVICES {
             for replica in 0..args.replicas {
@@ -109,7 +109,7 @@ pub fn stop_services_and_gateway() -> Result<()> {
     for service in SERVICES.iter().rev() {
         stop_service(service)?;
     }
-    crate::image::containers::stop_all()?;
+    containers::stop_all()?;
     traces::stop()
 }
 

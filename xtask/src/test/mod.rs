@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, e2e, ec2, image, infra, kube, system};
-
-pub mod tally;
+use crate::{cmd, e2e, ec2, gui, image, infra, kube, system, tally};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -228,13 +226,12 @@ pub fn run(args: Args) -> Result<()> {
                 // and directly: fails on a 5xx or an answer the description does not allow.
                 steps.run("fuzz (bounded)", &mut crate::fuzz::run_short);
                 steps.run("gui unit tests", &mut || {
-                    let (counted, outcome) = tally::run(&mut system::gui::unit_tests()?);
+                    let (counted, outcome) = tally::run(&mut gui::npm_run("test")?);
                     tests.add(&counted);
                     outcome
                 });
                 steps.run("gui browser tests", &mut || {
-                    let (counted, outcome) =
-                        tally::run(&mut system::gui::browser_tests(e2e_gateway())?);
+                    let (counted, outcome) = tally::run(&mut gui_browser_tests(e2e_gateway())?);
                     tests.add(&counted);
                     outcome
                 });
@@ -317,6 +314,26 @@ fn left_out() -> String {
         "--quick leaves out: {}.\nRun `cargo xtask test` (what CI runs) before you push.",
         names.join(", ")
     )
+}
+
+/// The GUI's browser test against the running system, in headless Chromium, told how to
+/// stop and start the notifier and Jaeger (it checks the stream's resume and the trace
+/// view's message when Jaeger does not answer).
+fn gui_browser_tests(gateway: &str) -> Result<Command> {
+    let mut command = gui::npm_run("test:browser")?;
+    let xtask = crate::paths::xtask_program()?;
+    let service = |action: &str, name: &str| format!("{} service {action} {name}", xtask.display());
+    command
+        .env("CQRS_GATEWAY", gateway)
+        .env("CQRS_NOTIFIER_STOP", service("stop", "notifier"))
+        .env("CQRS_NOTIFIER_START", service("start", "notifier"))
+        .env("CQRS_JAEGER_STOP", service("stop", system::JAEGER))
+        .env("CQRS_JAEGER_START", service("start", system::JAEGER))
+        .env(
+            "CQRS_SCREENSHOTS",
+            crate::paths::root().join("target/gui-screenshots"),
+        );
+    Ok(command)
 }
 
 /// The local gateway that `cargo xtask up` starts.
