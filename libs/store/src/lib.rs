@@ -1,7 +1,9 @@
-//! Cassandra for kafka-cqrs: the default addresses, session setup, the schema file, and
-//! the read model split by role: [`DocumentReader`] (the reader: one SELECT, no DDL) and
-//! [`DocumentWriter`] (the persister: the schema and the writes).
+//! Cassandra for kafka-cqrs: the default addresses, session setup, the schema's versioned
+//! migrations ([`migrations`]), and the read model split by role: [`DocumentReader`] (the
+//! reader: SELECTs only, no DDL) and [`DocumentWriter`] (the persister: the migrations and
+//! the writes).
 
+pub mod migrations;
 mod read;
 pub mod schema;
 mod write;
@@ -12,6 +14,7 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
+pub use migrations::Migrated;
 pub use read::DocumentReader;
 pub use schema::Keyspace;
 pub use write::{AppliedAt, DocumentWriter, ModelSource};
@@ -31,7 +34,7 @@ pub struct CassandraArgs {
     /// Cassandra nodes to contact first, comma-separated host:port.
     #[arg(long = "cassandra-contact-points", env = "CASSANDRA_CONTACT_POINTS", default_value = DEFAULT_CONTACT_POINTS)]
     pub contact_points: String,
-    /// The keyspace of the read model; created with the schema when missing.
+    /// The keyspace of the read model; created with the schema's migrations when missing.
     #[arg(long = "cassandra-keyspace", env = "CASSANDRA_KEYSPACE", default_value = DEFAULT_KEYSPACE)]
     pub keyspace: String,
     /// Replication factor used when the keyspace is created.
@@ -88,6 +91,45 @@ pub enum StoreError {
     Prepare { statement: String, reason: String },
     #[error("unexpected result of {statement:?}: {reason}")]
     Decode { statement: String, reason: String },
+    #[error(
+        "schema migration {file} failed on keyspace {keyspace}: {source}. It was not recorded, \
+         so the next start runs it again from its first statement: fix the cause (or, if its \
+         first statements ran and cannot run twice, undo them by hand) and start again"
+    )]
+    Migration {
+        keyspace: String,
+        file: &'static str,
+        source: Box<StoreError>,
+    },
+    #[error(
+        "schema migration {file} was applied to keyspace {keyspace} (as {recorded_name:?}, \
+         checksum {recorded}) but its statements have changed since (checksum {now}): a \
+         released migration must not change. Restore libs/store/migrations/{file} (see `git \
+         log -p` of it) and put the change in a new migration with the next number"
+    )]
+    MigrationChanged {
+        keyspace: String,
+        file: &'static str,
+        recorded_name: String,
+        recorded: String,
+        now: String,
+    },
+    #[error(
+        "another runner has held the schema migration lock of keyspace {keyspace} for {waited_secs} s \
+         ({holder}). If none is running, the lock expires by itself (TTL {} s) or can be \
+         removed: DELETE FROM {keyspace}.schema_migrations_lock WHERE name = 'migrations'",
+        migrations::LOCK_TTL.as_secs()
+    )]
+    MigrationLocked {
+        keyspace: String,
+        waited_secs: u64,
+        holder: String,
+    },
+    #[error(
+        "the schema migration lock of keyspace {keyspace} expired and another runner took it \
+         ({holder}): this runner stops before applying anything more; start it again"
+    )]
+    MigrationLockLost { keyspace: String, holder: String },
 }
 
 /// Splits a comma-separated `host:port` list such as `CASSANDRA_CONTACT_POINTS`.
@@ -115,6 +157,14 @@ pub async fn connect(contact_points: &str, timeout: Duration) -> Result<Session,
             contact_points: contact_points.to_owned(),
             source: Box::new(source),
         })
+}
+
+/// Connects to the cluster of `args` and brings its keyspace to the newest schema
+/// ([`migrations::migrate`] with [`migrations::MIGRATIONS`]): what `persister migrate` does.
+pub async fn migrate(args: &CassandraArgs) -> Result<Migrated, StoreError> {
+    let keyspace = Keyspace::new(&args.keyspace, args.replication_factor)?;
+    let session = connect(&args.contact_points, args.request_timeout()).await?;
+    migrations::migrate(&session, &keyspace, migrations::MIGRATIONS).await
 }
 
 /// Runs one statement without values; used for DDL and probes.

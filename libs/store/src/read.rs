@@ -21,7 +21,8 @@ pub struct DocumentReader {
 
 impl DocumentReader {
     /// Connects and prepares the query. The keyspace must already hold the schema (the
-    /// persister or `cargo xtask infra up` applies it); otherwise the error says so.
+    /// persister's start, `persister migrate` or `cargo xtask infra up` applies its
+    /// migrations); otherwise the error says so.
     pub async fn open(args: &CassandraArgs) -> Result<Self, StoreError> {
         let keyspace = Keyspace::new(&args.keyspace, args.replication_factor)?;
         let session = crate::connect(&args.contact_points, args.request_timeout()).await?;
@@ -35,8 +36,9 @@ impl DocumentReader {
             StoreError::Prepare { statement, reason } => StoreError::Prepare {
                 statement,
                 reason: format!(
-                    "{reason} (the schema is applied by the persister at start-up, or by \
-                     `cargo xtask infra up`; start one of them first)"
+                    "{reason} (the schema's migrations are applied by the persister at \
+                     start-up, by `persister migrate` or by `cargo xtask infra up`; run one \
+                     of them first)"
                 ),
             },
             other => other,

@@ -1,11 +1,13 @@
-//! The schema file (`libs/store/schema.cql`) and its idempotent application.
+//! The keyspace: its checked name, the CQL files' statements filled in for it, and the
+//! schema's application (the migrations of [`crate::migrations`]) and removal.
 
 use scylla::client::session::Session;
 
-use crate::{StoreError, execute};
+use crate::{StoreError, execute, migrations};
 
-/// The schema, compiled in so that every binary applies the same file.
-pub const SCHEMA_CQL: &str = include_str!("../schema.cql");
+/// The keyspace and the record of its migrations (`libs/store/keyspace.cql`): idempotent
+/// statements that every runner executes before it looks at the migrations.
+pub const KEYSPACE_CQL: &str = include_str!("../keyspace.cql");
 
 /// A keyspace name checked to be a plain CQL identifier, with its replication factor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,17 +36,10 @@ impl Keyspace {
         &self.name
     }
 
-    /// The statements of the schema file for this keyspace, comments removed.
-    pub fn statements(&self) -> Vec<String> {
-        let without_comments: String = SCHEMA_CQL
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        without_comments
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+    /// The statements of `cql` (a file of `libs/store`) for this keyspace.
+    pub fn fill(&self, cql: &str) -> Vec<String> {
+        statements_of(cql)
+            .iter()
             .map(|s| {
                 s.replace("${keyspace}", &self.name).replace(
                     "${replication_factor}",
@@ -53,14 +48,42 @@ impl Keyspace {
             })
             .collect()
     }
+
+    /// The keyspace's creation and the first migration's statements, for a runner that can
+    /// only execute a file (cqlsh in the Kubernetes schema Job). Such a keyspace records no
+    /// migration; the persister's start adopts it (migration 1 says IF NOT EXISTS) and
+    /// records it. Remove this once that Job runs `persister migrate`.
+    pub fn statements(&self) -> Vec<String> {
+        let create_keyspace = self.fill(KEYSPACE_CQL).into_iter().take(1);
+        create_keyspace
+            .chain(self.fill(migrations::MIGRATIONS[0].cql))
+            .collect()
+    }
 }
 
-/// Applies the schema file to `keyspace`; safe to run any number of times.
+/// The statements of a CQL file in order: comment lines removed, split at semicolons,
+/// trimmed, placeholders left as they are.
+pub(crate) fn statements_of(cql: &str) -> Vec<String> {
+    let without_comments: String = cql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Brings `keyspace` to the newest schema: creates it if missing and applies the
+/// migrations it lacks ([`migrations::migrate`]); safe to run any number of times, and
+/// from several processes at once.
 pub async fn apply(session: &Session, keyspace: &Keyspace) -> Result<(), StoreError> {
-    for statement in keyspace.statements() {
-        execute(session, &statement).await?;
-    }
-    Ok(())
+    migrations::migrate(session, keyspace, migrations::MIGRATIONS)
+        .await
+        .map(drop)
 }
 
 /// Drops `keyspace` and everything in it, if it exists.
@@ -87,7 +110,20 @@ mod tests {
     }
 
     #[test]
-    fn statements_are_filled_in_and_idempotent() {
+    fn the_keyspace_file_is_filled_in_and_idempotent() {
+        let statements = Keyspace::new("ks_test", 3).unwrap().fill(KEYSPACE_CQL);
+        assert_eq!(statements.len(), 3, "{statements:#?}");
+        assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_test"));
+        assert!(statements[0].contains("'replication_factor': 3"));
+        assert!(statements[1].starts_with("CREATE TABLE IF NOT EXISTS ks_test.schema_migrations"));
+        assert!(
+            statements[2].starts_with("CREATE TABLE IF NOT EXISTS ks_test.schema_migrations_lock")
+        );
+        assert!(statements.iter().all(|s| !s.contains("${")));
+    }
+
+    #[test]
+    fn the_single_file_statements_are_the_keyspace_and_the_first_migration() {
         let statements = Keyspace::new("ks_test", 3).unwrap().statements();
         assert_eq!(statements.len(), 5, "{statements:#?}");
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks_test"));

@@ -1,5 +1,5 @@
-//! The write side of the read model, held by the persister alone: it applies the schema
-//! when it opens, and turns each event into one idempotent statement.
+//! The write side of the read model, held by the persister alone: it applies the schema's
+//! migrations when it opens, and turns each event into one idempotent statement.
 //!
 //! Every write carries `USING TIMESTAMP` = the event's offset in its partition. All events
 //! of a document share one partition, so Cassandra's last-write-wins then follows Kafka's
@@ -27,7 +27,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use uuid::Uuid;
 
-use crate::{CassandraArgs, Keyspace, Operation, StoreError, schema};
+use crate::{CassandraArgs, Keyspace, Operation, StoreError, migrations};
 
 /// The documents table, for writing.
 #[derive(Debug, Clone)]
@@ -58,11 +58,12 @@ pub struct AppliedAt {
 }
 
 impl DocumentWriter {
-    /// Connects, applies the schema (idempotent) and prepares the statements.
+    /// Connects, applies the migrations the keyspace lacks ([`migrations::migrate`]) and
+    /// prepares the statements.
     pub async fn open(args: &CassandraArgs) -> Result<Self, StoreError> {
         let keyspace = Keyspace::new(&args.keyspace, args.replication_factor)?;
         let session = crate::connect(&args.contact_points, args.request_timeout()).await?;
-        schema::apply(&session, &keyspace).await?;
+        migrations::migrate(&session, &keyspace, migrations::MIGRATIONS).await?;
         Self::prepare(Arc::new(session), &keyspace).await
     }
 

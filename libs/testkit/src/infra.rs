@@ -168,17 +168,26 @@ impl Infra {
         }
     }
 
-    /// A new keyspace with the platform's schema applied, dropped when the returned guard
-    /// is dropped.
+    /// A new keyspace at the platform's newest schema (every migration of
+    /// `libs/store/migrations` applied, as the persister's start does), dropped when the
+    /// returned guard is dropped.
     pub async fn keyspace(&self) -> TestKeyspace {
+        let keyspace = self.bare_keyspace().await;
+        store::schema::apply(&keyspace.session, &keyspace.keyspace)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test keyspace: {e}"));
+        keyspace
+    }
+
+    /// A new keyspace name that nothing has created yet, with a session, dropped (if
+    /// something created it) when the returned guard is dropped: for tests of the schema's
+    /// migrations, which create the keyspace themselves.
+    pub async fn bare_keyspace(&self) -> TestKeyspace {
         let keyspace = Keyspace::new(&format!("t_{}", Uuid::new_v4().simple()), 1)
             .expect("generated keyspace names are valid");
         let session = store::connect(&self.contact_points, Duration::from_secs(10))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        store::schema::apply(&session, &keyspace)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create test keyspace: {e}"));
         TestKeyspace {
             keyspace,
             session: Arc::new(session),

@@ -14,6 +14,9 @@ pub mod defaults {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "persister", version, about)]
 pub struct Config {
+    /// Without one, the persister runs (and applies the pending migrations first).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub http: web::HttpArgs<{ platform::PERSISTER.port }>,
     #[command(flatten)]
@@ -51,6 +54,15 @@ pub struct Config {
     pub background_commits: bool,
 }
 
+/// What the binary does instead of running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Applies the schema migrations the keyspace has not recorded (libs/store/migrations),
+    /// under their lock, then exits 0; needs only the CASSANDRA_* settings. The deployment's
+    /// schema Job runs it, so the schema is in place before the reader (no DDL) serves.
+    Migrate,
+}
+
 impl Config {
     /// Settings for tests: loopback on a free port and the given servers, names and group.
     pub fn for_tests(
@@ -61,6 +73,7 @@ impl Config {
         keyspace: &str,
     ) -> Self {
         Self {
+            command: None,
             http: web::HttpArgs::ephemeral(),
             kafka: messaging::KafkaArgs::new(bootstrap_servers, topic),
             group_id: format!("{topic}-persister"),

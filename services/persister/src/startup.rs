@@ -1,6 +1,7 @@
 //! Building and running the persister: `Application::build` connects to Kafka and
-//! Cassandra, checks that the topic is the one the read model was built from, and binds
-//! the port; `run_until_stopped` consumes and serves health until the shutdown token is
+//! Cassandra, applies the schema migrations the keyspace lacks (under their lock), checks
+//! that the topic is the one the read model was built from, and binds the port;
+//! `run_until_stopped` consumes and serves health until the shutdown token is
 //! cancelled (or the topic changes under the read model), then commits what it applied.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Asking the servers whether they really serve (Kafka answers a metadata request,
 //! Cassandra a CQL query), and putting in place what the platform expects of them:
-//! its topics and its schema.
+//! its topics and its schema's migrations.
 
 use std::time::Duration;
 
@@ -41,16 +41,30 @@ pub fn create_topics(address: &str) -> Result<()> {
     })
 }
 
-/// Applies `libs/store/schema.cql` to the platform's keyspace.
+/// Brings the platform's keyspace to the newest schema: the migrations of
+/// `libs/store/migrations` it lacks, each once, as the persister does at its start.
 pub fn apply_schema(address: &str) -> Result<()> {
     runtime()?.block_on(async {
         let session = store::connect(address, Duration::from_secs(10)).await?;
         let keyspace = store::Keyspace::new(store::DEFAULT_KEYSPACE, 1)?;
-        store::schema::apply(&session, &keyspace).await?;
+        let migrated =
+            store::migrations::migrate(&session, &keyspace, store::migrations::MIGRATIONS).await?;
+        let applied = if migrated.applied.is_empty() {
+            "none pending".to_owned()
+        } else {
+            format!("applied {}", migrated.applied.join(", "))
+        };
         eprintln!(
-            "  schema libs/store/schema.cql applied to keyspace {}",
-            keyspace.name()
+            "  schema of keyspace {} at migration {} ({applied})",
+            keyspace.name(),
+            migrated.version
         );
+        if !migrated.unknown.is_empty() {
+            eprintln!(
+                "  warning: the keyspace has migrations {:?} that this checkout does not know",
+                migrated.unknown
+            );
+        }
         Ok(())
     })
 }

@@ -1,5 +1,5 @@
-//! The real Cassandra and our scylla session work together: the schema file creates the
-//! keyspace and table, prepared statements write and read, and `USING TIMESTAMP` decides
+//! The real Cassandra and our scylla session work together: the schema's migrations create
+//! the keyspace and table, prepared statements write and read, and `USING TIMESTAMP` decides
 //! which write wins, whatever the order in which they arrive (the persister relies on it).
 
 use scylla::client::session::Session;
