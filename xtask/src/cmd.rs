@@ -44,6 +44,22 @@ pub fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs `command` quietly and returns what it wrote to stdout; fails with the command line
+/// and what it wrote to stderr unless it exits with 0. Callers add what the failure means
+/// with `.context()`.
+pub fn read(command: &mut Command) -> Result<String> {
+    let output = output(command)?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            shell_line(command),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Runs `command` quietly and returns its output, whatever its exit status.
 pub fn output(command: &mut Command) -> Result<Output> {
     command

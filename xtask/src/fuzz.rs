@@ -392,15 +392,13 @@ fn seed_documents(gateway_url: &str) -> Result<Vec<String>> {
             ])
             .arg(format!("{base}{}/documents", prefix(&platform::PRODUCER)));
         cmd::echo(&create);
-        let output = cmd::output(&mut create)?;
-        if !output.status.success() {
-            bail!(
-                "cannot create a document through the gateway at {base}: {}. Is the system \
-                 up (`cargo xtask up`)?",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        let created: Value = serde_json::from_slice(&output.stdout)
+        let output = cmd::read(&mut create).with_context(|| {
+            format!(
+                "cannot create a document through the gateway at {base}. Is the system up \
+                 (`cargo xtask up`)?"
+            )
+        })?;
+        let created: Value = serde_json::from_str(&output)
             .context("the producer's answer to a create is not JSON")?;
         let id = created["id"]
             .as_str()

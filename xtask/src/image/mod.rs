@@ -102,16 +102,10 @@ impl Provenance {
         let git = |args: &[&str]| -> Result<String> {
             let mut command = Command::new("git");
             command.current_dir(paths::root()).args(args);
-            let out = cmd::output(&mut command)?;
-            if !out.status.success() {
-                bail!(
-                    "`{}` failed: {}; images are tagged with the git revision, so build \
-                     them from a git checkout",
-                    cmd::shell_line(&command),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            let out = cmd::read(&mut command).context(
+                "images are tagged with the git revision, so build them from a git checkout",
+            )?;
+            Ok(out.trim().to_owned())
         };
         let revision = git(&["rev-parse", "HEAD"])?;
         let mut short_revision = git(&["rev-parse", "--short", "HEAD"])?;
@@ -387,15 +381,9 @@ fn package_versions() -> Result<Vec<(String, String)>> {
         "1",
         "--offline",
     ]);
-    let out = cmd::output(&mut cargo)?;
-    if !out.status.success() {
-        bail!(
-            "`cargo metadata` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = cmd::read(&mut cargo)?;
     let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("cannot read `cargo metadata`")?;
+        serde_json::from_str(&out).context("cannot read `cargo metadata`")?;
     let packages = json["packages"]
         .as_array()
         .context("`cargo metadata` lists no packages")?;

@@ -63,15 +63,9 @@ fn check_archive(built: &Built) -> Result<()> {
     let mut tar = Command::new("tar");
     tar.arg("-xOf").arg(&archive).arg("manifest.json");
     cmd::echo(&tar);
-    let out = cmd::output(&mut tar)?;
-    if !out.status.success() {
-        bail!(
-            "{} has no manifest.json: {}",
-            paths::display(&archive),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout)
+    let out = cmd::read(&mut tar)
+        .with_context(|| format!("{} has no manifest.json", paths::display(&archive)))?;
+    let manifest: serde_json::Value = serde_json::from_str(&out)
         .with_context(|| format!("cannot read the manifest of {}", paths::display(&archive)))?;
     let tags = &manifest[0]["RepoTags"];
     // skopeo writes the name fully qualified; Docker, containerd and Kubernetes all read

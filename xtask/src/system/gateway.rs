@@ -80,14 +80,12 @@ pub fn start(replicas: u16) -> Result<()> {
     )?;
     let mut test = Command::new(&nginx);
     test.arg("-p").arg(&prefix).arg("-c").arg(&config).arg("-t");
-    let output = cmd::output(&mut test)?;
-    if !output.status.success() {
-        bail!(
-            "nginx refuses the generated configuration {}:\n{}",
-            paths::display(&config),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    cmd::read(&mut test).with_context(|| {
+        format!(
+            "nginx refuses the generated configuration {}",
+            paths::display(&config)
+        )
+    })?;
     if let Some(pid) = running {
         let mut reload = Command::new(&nginx);
         reload

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::{cmd, e2e, ec2, gui, image, infra, kube, system, tally};
 
@@ -410,7 +410,7 @@ fn test_runner(extra: &[String], phase: Phase) -> Result<Option<Command>> {
 
 /// The fault tests whose full name contains one of `filters` (libtest's own matching).
 fn fault_tests_matching(filters: &[String]) -> Result<Vec<String>> {
-    let output = crate::cmd::output(Command::new("cargo").args([
+    let output = crate::cmd::read(Command::new("cargo").args([
         "test",
         "--workspace",
         "--exclude",
@@ -419,14 +419,9 @@ fn fault_tests_matching(filters: &[String]) -> Result<Vec<String>> {
         "--",
         "--list",
         SERIAL_PREFIX,
-    ]))?;
-    if !output.status.success() {
-        bail!(
-            "cannot list the fault tests: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(listed_tests(&String::from_utf8_lossy(&output.stdout))
+    ]))
+    .context("cannot list the fault tests")?;
+    Ok(listed_tests(&output)
         .into_iter()
         .filter(|name| is_fault_test(name) && filters.iter().any(|f| name.contains(f.as_str())))
         .collect())
