@@ -24,6 +24,7 @@ pub enum Verb {
     Bench,
     Fuzz,
     Chaos,
+    Cluster,
 }
 
 impl Verb {
@@ -37,6 +38,7 @@ impl Verb {
             Verb::Bench => "bench",
             Verb::Fuzz => "fuzz",
             Verb::Chaos => "chaos",
+            Verb::Cluster => "cluster",
         }
     }
 
@@ -124,7 +126,7 @@ pub const TOOLS: &[Tool] = &[
         name: "cc",
         probe: Probe::Program("cc", &["--version"]),
         minimum: None,
-        needed_by: &[Up, Test, Image, Deploy, Ec2, Bench, Fuzz, Chaos],
+        needed_by: &[Up, Test, Image, Deploy, Ec2, Bench, Fuzz, Chaos, Cluster],
         install: Install::Apt("build-essential"),
         sometimes: false,
         why: "compiles the bundled librdkafka (xtask itself links it)",
@@ -171,7 +173,7 @@ pub const TOOLS: &[Tool] = &[
         // Go from 1.21 on fetches the toolchain a go.mod asks for through the module
         // proxy; the pinned modules ask for 1.26.
         minimum: Some("1.24"),
-        needed_by: &[Up, Test, Deploy, Ec2],
+        needed_by: &[Up, Test, Deploy, Ec2, Cluster],
         install: Install::Manual(
             "install Go 1.24 or newer from https://go.dev/dl (Debian 12's golang is 1.19, too old)",
         ),
@@ -262,7 +264,7 @@ pub const TOOLS: &[Tool] = &[
         name: "etcd",
         probe: Probe::Program("etcd", &[]),
         minimum: None,
-        needed_by: &[Test],
+        needed_by: &[Test, Cluster],
         install: Install::Apt("etcd-server"),
         sometimes: false,
         why: "the Kubernetes cluster test's API server stores in it",
@@ -271,7 +273,7 @@ pub const TOOLS: &[Tool] = &[
         name: "openssl",
         probe: Probe::Program("openssl", &[]),
         minimum: None,
-        needed_by: &[Test],
+        needed_by: &[Test, Cluster],
         install: Install::Apt("openssl"),
         sometimes: false,
         why: "the cluster test's certificates",
@@ -280,7 +282,7 @@ pub const TOOLS: &[Tool] = &[
         name: "buildah",
         probe: Probe::Program("buildah", &[]),
         minimum: None,
-        needed_by: &[Test, Image],
+        needed_by: &[Test, Image, Cluster],
         install: Install::Apt("buildah"),
         sometimes: false,
         why: "builds the FROM scratch images",
@@ -298,7 +300,7 @@ pub const TOOLS: &[Tool] = &[
         name: "skopeo",
         probe: Probe::Program("skopeo", &[]),
         minimum: None,
-        needed_by: &[Test, Image],
+        needed_by: &[Test, Image, Cluster],
         install: Install::Apt("skopeo"),
         sometimes: false,
         why: "writes image archives",
@@ -307,10 +309,37 @@ pub const TOOLS: &[Tool] = &[
         name: "runc",
         probe: Probe::Program("runc", &[]),
         minimum: None,
-        needed_by: &[Test, Image],
+        needed_by: &[Test, Image, Cluster],
         install: Install::Apt("runc"),
         sometimes: false,
         why: "the container runtime podman uses here (crun fails in sandboxes)",
+    },
+    Tool {
+        name: "iptables",
+        probe: Probe::Program("iptables", &["--version"]),
+        minimum: None,
+        needed_by: &[Cluster],
+        install: Install::Apt("iptables"),
+        sometimes: false,
+        why: "kube-proxy's Service rules and the CNI port mappings of `cluster`",
+    },
+    Tool {
+        name: "ip",
+        probe: Probe::Program("ip", &[]),
+        minimum: None,
+        needed_by: &[Cluster],
+        install: Install::Apt("iproute2"),
+        sometimes: false,
+        why: "the bridge of `cluster`'s pod network",
+    },
+    Tool {
+        name: "CNI plugins",
+        probe: Probe::File("/usr/lib/cni/bridge", "CNI_BRIDGE_PLUGIN"),
+        minimum: None,
+        needed_by: &[Cluster],
+        install: Install::Apt("containernetworking-plugins"),
+        sometimes: false,
+        why: "the pod network of `cluster` (bridge, host-local, portmap, loopback)",
     },
     Tool {
         name: "musl-gcc",

@@ -5,6 +5,7 @@
 
 mod bench;
 mod chaos;
+mod cluster;
 mod cmd;
 mod codegen;
 mod deploy;
@@ -97,6 +98,11 @@ enum Command {
     /// OpenAPI descriptions, through the gateway and directly: no 5xx, every answer as
     /// described.
     Fuzz(fuzz::Args),
+    /// A real one-node Kubernetes on this machine (context kafka-cqrs-local): etcd, the
+    /// control plane, containerd with runc, a kubelet, kube-proxy, CNI bridge networking and
+    /// CoreDNS, all built here from pinned sources; `up`, `down` (checks that nothing is
+    /// left), `status`, `test` (restricted pod, Service, DNS). Needs root.
+    Cluster(cluster::Args),
     /// Start, stop or restart one service of the running system.
     Service {
         action: system::Action,
@@ -118,6 +124,7 @@ fn main() -> ExitCode {
         Command::Bench(_) => Some(doctor::Verb::Bench),
         Command::Fuzz(_) => Some(doctor::Verb::Fuzz),
         Command::Chaos(_) => Some(doctor::Verb::Chaos),
+        Command::Cluster(_) => Some(doctor::Verb::Cluster),
         _ => None,
     };
     if let Some(verb) = needs
@@ -143,6 +150,7 @@ fn main() -> ExitCode {
         Command::KubeChecks => kube::checks::run(),
         Command::Service { action, name } => system::service(action, &name),
         Command::Chaos(args) => chaos::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
         Command::Rebuild(args) => rebuild::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
     };
