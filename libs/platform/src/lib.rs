@@ -149,6 +149,58 @@ pub fn service(name: &str) -> Option<&'static Service> {
 }
 
 /// The gateway (nginx locally, ingress-nginx in Kubernetes).
+/// Where a launcher runs one replica of a service: what every launcher (the local
+/// processes of `cargo xtask up`, its podman containers, the Kubernetes pods, the fault
+/// harness) tells it through [`Service::environment`], so that a service's environment is
+/// spelled once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launch<'a> {
+    /// The address it listens on: `127.0.0.1` on a shared machine, `0.0.0.0` in a pod.
+    pub host: &'a str,
+    /// The port it listens on.
+    pub port: u16,
+    /// Kafka's bootstrap servers, for a service that uses Kafka; `None`: its default.
+    pub kafka: Option<&'a str>,
+    /// Cassandra's contact points, for a service that uses Cassandra; `None`: its default.
+    pub cassandra: Option<&'a str>,
+    /// Where it exports its traces (OTLP over HTTP); `None`: no export.
+    pub otlp: Option<&'a str>,
+    /// `service.instance.id` in its traces, when several replicas share a service name.
+    pub instance: Option<&'a str>,
+}
+
+impl Service {
+    /// The environment of one replica launched as `launch` says. The service's other
+    /// settings keep their defaults (each binary's `--help`); a test of the Kubernetes
+    /// manifests checks that every variable set here is one the service reads.
+    pub fn environment(&self, launch: &Launch<'_>) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("HTTP_HOST", launch.host.to_owned()),
+            ("HTTP_PORT", launch.port.to_string()),
+        ];
+        let kafka = matches!(self.role, Role::Command | Role::Projection | Role::Push);
+        if let (true, Some(servers)) = (kafka, launch.kafka) {
+            env.push(("KAFKA_BOOTSTRAP_SERVERS", servers.to_owned()));
+        }
+        let cassandra = matches!(self.role, Role::Projection | Role::Query);
+        if let (true, Some(points)) = (cassandra, launch.cassandra) {
+            env.push(("CASSANDRA_CONTACT_POINTS", points.to_owned()));
+        }
+        if let Some(otlp) = launch.otlp {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.to_owned()));
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+            env.push(("OTEL_SERVICE_NAME", self.name.to_owned()));
+        }
+        if let Some(instance) = launch.instance {
+            env.push((
+                "OTEL_RESOURCE_ATTRIBUTES",
+                format!("service.instance.id={instance}"),
+            ));
+        }
+        env
+    }
+}
+
 pub mod gateway {
     /// The local gateway's port (`cargo xtask up`).
     pub const LOCAL_PORT: u16 = 8080;
@@ -247,6 +299,61 @@ pub mod observability {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_launch_gives_each_service_the_servers_of_its_role() {
+        let launch = Launch {
+            host: "0.0.0.0",
+            port: 9000,
+            kafka: Some("kafka:9092"),
+            cassandra: Some("cassandra:9042"),
+            otlp: Some("http://jaeger:4318"),
+            instance: None,
+        };
+        let keys = |service: &Service| -> Vec<&str> {
+            service
+                .environment(&launch)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let telemetry = [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_SERVICE_NAME",
+        ];
+        let expect = |servers: &[&'static str]| -> Vec<&'static str> {
+            let mut all = vec!["HTTP_HOST", "HTTP_PORT"];
+            all.extend(servers);
+            all.extend(telemetry);
+            all
+        };
+        assert_eq!(keys(&READER), expect(&["CASSANDRA_CONTACT_POINTS"]));
+        assert_eq!(keys(&PRODUCER), expect(&["KAFKA_BOOTSTRAP_SERVERS"]));
+        assert_eq!(keys(&NOTIFIER), expect(&["KAFKA_BOOTSTRAP_SERVERS"]));
+        assert_eq!(
+            keys(&PERSISTER),
+            expect(&["KAFKA_BOOTSTRAP_SERVERS", "CASSANDRA_CONTACT_POINTS"])
+        );
+        let local = Launch {
+            kafka: None,
+            cassandra: None,
+            otlp: None,
+            instance: Some("reader-2"),
+            ..launch
+        };
+        assert_eq!(
+            READER.environment(&local),
+            [
+                ("HTTP_HOST", "0.0.0.0".to_owned()),
+                ("HTTP_PORT", "9000".to_owned()),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "service.instance.id=reader-2".to_owned()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn names_ports_and_prefixes_are_unique() {

@@ -44,22 +44,22 @@ pub fn start_all(otlp_endpoint: &str, release: bool) -> Result<()> {
         let mut run = podman::command("podman");
         run.args(["run", "--detach", "--replace", "--name", &name])
             .args(["--network", "host", "--read-only"])
-            .arg(format!("--stop-timeout={STOP_GRACE_SECS}"))
-            .args(["--env", "HTTP_HOST=127.0.0.1"])
-            .arg("--env")
-            .arg(format!("HTTP_PORT={}", service.port))
-            .arg("--env")
-            .arg(format!("OTEL_EXPORTER_OTLP_ENDPOINT={otlp_endpoint}"));
-        // The same environment the local processes inherit from xtask's.
+            .arg(format!("--stop-timeout={STOP_GRACE_SECS}"));
+        for (key, value) in system::local_environment(service, 0, otlp_endpoint) {
+            run.arg("--env").arg(format!("{key}={value}"));
+        }
+        // What the local processes inherit from xtask's environment, a container must be
+        // given.
         for (key, value) in std::env::vars() {
             if key == "RUST_LOG"
-                || (key.starts_with("OTEL_") && key != "OTEL_EXPORTER_OTLP_ENDPOINT")
+                || (key.starts_with("OTEL_")
+                    && !matches!(
+                        key.as_str(),
+                        "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_RESOURCE_ATTRIBUTES"
+                    ))
             {
                 run.arg("--env").arg(format!("{key}={value}"));
             }
-        }
-        if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
-            run.args(["--env", "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"]);
         }
         run.arg(local_reference(&image.reference));
         cmd::run(run.stdout(std::process::Stdio::null()))?;

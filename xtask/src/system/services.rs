@@ -41,6 +41,42 @@ pub fn log_path(service: &Service, replica: u16) -> PathBuf {
 }
 
 /// The argument that sets a replica's port, and finds its process.
+/// The environment of one replica on this machine, as a process or a container on the
+/// host's network: the platform's launch description (loopback, the replica's port, the
+/// trace receiver; Kafka and Cassandra at the services' local defaults), with what the
+/// shell that ran xtask chose: its `RUST_LOG` and `OTEL_*` variables win, and its resource
+/// attributes are kept beside the replica's instance id.
+pub fn local_environment(
+    service: &Service,
+    replica: u16,
+    otlp_endpoint: &str,
+) -> Vec<(&'static str, String)> {
+    let name = replica_name(service, replica);
+    let launch = platform::Launch {
+        host: "127.0.0.1",
+        port: service.replica_port(replica),
+        kafka: None,
+        cassandra: None,
+        otlp: Some(otlp_endpoint),
+        // Each replica after the first is its own instance in the traces.
+        instance: (replica > 0).then_some(name.as_str()),
+    };
+    let shell = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    service
+        .environment(&launch)
+        .into_iter()
+        .filter_map(|(key, value)| match key {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some((key, value)),
+            "OTEL_RESOURCE_ATTRIBUTES" => Some((
+                key,
+                shell(key).map_or(value.clone(), |given| format!("{given},{value}")),
+            )),
+            _ if key.starts_with("OTEL_") && shell(key).is_some() => None,
+            _ => Some((key, value)),
+        })
+        .collect()
+}
+
 fn port_argument(service: &Service, replica: u16) -> String {
     format!("--http-port={}", service.replica_port(replica))
 }
@@ -102,21 +138,7 @@ pub fn start(service: &Service, replica: u16, release: bool, otlp_endpoint: &str
     let mut command = Command::new(binary(service, release));
     command
         .arg(port_argument(service, replica))
-        .env("HTTP_HOST", "127.0.0.1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint);
-    if replica > 0 {
-        // Each replica is its own instance in the traces.
-        let mut attributes = format!("service.instance.id={name}");
-        if let Ok(given) = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
-            && !given.is_empty()
-        {
-            attributes = format!("{given},{attributes}");
-        }
-        command.env("OTEL_RESOURCE_ATTRIBUTES", attributes);
-    }
-    if std::env::var_os("OTEL_EXPORTER_OTLP_PROTOCOL").is_none() {
-        command.env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
-    }
+        .envs(local_environment(service, replica, otlp_endpoint));
     process::spawn_detached(&name, &log, command)?;
     Ok(())
 }

@@ -80,13 +80,23 @@ impl ServiceProcess {
         fs::create_dir_all(&self.logs)?;
         let log = self.logs.join(format!("{}-{}.log", self.name, self.starts));
         let out = File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+        // The platform's launch description, with no trace export: the harness needs no
+        // traces, and an exporter aimed at nothing would only retry.
+        let launch = platform::Launch {
+            host: "127.0.0.1",
+            port: self.port,
+            kafka: None,
+            cassandra: None,
+            otlp: None,
+            instance: None,
+        };
+        let service = platform::service(self.name)
+            .with_context(|| format!("{} is not a service of the platform", self.name))?;
         let mut command = Command::new("setpriv");
         command
             .args(["--pdeathsig", "KILL", "--"])
             .arg(&self.program)
-            .env("HTTP_HOST", "127.0.0.1")
-            .env("HTTP_PORT", self.port.to_string())
-            // The harness needs no traces; an exporter aimed at nothing would only retry.
+            .envs(service.environment(&launch))
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
