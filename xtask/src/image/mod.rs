@@ -405,10 +405,12 @@ mod tests {
     #[test]
     fn one_image_per_service_and_one_for_the_gui() {
         let names: Vec<&str> = images().iter().map(|i| i.name).collect();
-        assert_eq!(
-            names,
-            ["persister", "notifier", "reader", "producer", "gui"]
-        );
+        let expected: Vec<&str> = platform::SERVICES
+            .iter()
+            .map(|s| s.name)
+            .chain([platform::gateway::GUI_NAME])
+            .collect();
+        assert_eq!(names, expected);
         let gui = images().into_iter().find(|i| i.gui).unwrap();
         assert_eq!(gui.port, platform::gateway::GUI_PORT);
         assert_eq!(gui.package, "gui-server");
