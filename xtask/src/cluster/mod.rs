@@ -690,3 +690,94 @@ fn status(layout: &Layout) -> Result<()> {
     println!("\nexport KUBECONFIG={}", layout.kubeconfig().display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `require` and `replace` lines of a go.mod that name `k8s.io/` modules.
+    fn k8s_lines(go_mod: &str) -> Vec<String> {
+        go_mod
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("k8s.io/") && (l.contains("=>") || l.contains("kubernetes v"))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_node_is_the_same_kubernetes_as_the_control_plane() {
+        let read = |dir: &str| fs::read_to_string(paths::root().join(dir).join("go.mod")).unwrap();
+        let node = read("deployment/cluster/node");
+        let control_plane = read("deployment/kubernetes/cluster-tools");
+        assert!(
+            node.contains(&format!("k8s.io/kubernetes v{KUBERNETES_VERSION}")),
+            "deployment/cluster/node/go.mod must require k8s.io/kubernetes v{KUBERNETES_VERSION}"
+        );
+        let replaces = |text: &str| -> Vec<String> {
+            k8s_lines(text)
+                .into_iter()
+                .filter(|l| l.contains("=>"))
+                .collect()
+        };
+        assert_eq!(replaces(&node), replaces(&control_plane));
+        assert!(!replaces(&node).is_empty());
+    }
+
+    #[test]
+    fn the_settings_this_machine_needs_are_in_the_configs() {
+        let layout = Layout {
+            dir: PathBuf::from("/state"),
+        };
+        let kubelet: serde_yaml::Value =
+            serde_yaml::from_str(&config::kubelet_yaml(&layout)).unwrap();
+        assert_eq!(kubelet["failCgroupV1"], serde_yaml::Value::Bool(false));
+        assert_eq!(kubelet["cgroupDriver"].as_str(), Some("cgroupfs"));
+        assert_eq!(kubelet["clusterDNS"][0].as_str(), Some(DNS_IP));
+        assert_eq!(
+            kubelet["containerRuntimeEndpoint"].as_str(),
+            Some("unix:///state/containerd.sock")
+        );
+        let containerd = config::containerd_toml(&layout, "docker.io/kafka-cqrs/cluster-pause:x");
+        assert!(containerd.contains("restrict_oom_score_adj = true"));
+        assert!(containerd.contains("sandbox = \"docker.io/kafka-cqrs/cluster-pause:x\""));
+        // Everything containerd keeps is under the state directory.
+        for line in containerd.lines().filter(|l| l.contains("= \"/")) {
+            assert!(
+                line.contains("\"/state/") || line.contains("/usr/"),
+                "{line}"
+            );
+        }
+        let cni: serde_json::Value = serde_json::from_str(&config::cni_conflist(&layout)).unwrap();
+        let bridge = &cni["plugins"][0];
+        assert_eq!(bridge["bridge"], BRIDGE);
+        // No masquerading: pod traffic never leaves this machine.
+        assert_eq!(bridge["ipMasq"], false);
+        let proxy: serde_yaml::Value =
+            serde_yaml::from_str(&config::kube_proxy_yaml(&layout)).unwrap();
+        assert_eq!(proxy["mode"].as_str(), Some("iptables"));
+        assert_eq!(proxy["clusterCIDR"].as_str(), Some(POD_CIDR));
+    }
+
+    #[test]
+    fn coredns_answers_only_for_the_cluster() {
+        let manifests = config::coredns_manifests("docker.io/kafka-cqrs/cluster-coredns:x");
+        // No `forward`: a name outside the cluster must not be sent off this machine.
+        assert!(!manifests.contains("forward"));
+        assert!(manifests.contains(&format!("clusterIP: {DNS_IP}")));
+        for doc in manifests.split("\n---\n") {
+            let _: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
+        }
+    }
+
+    #[test]
+    fn every_component_has_its_own_marker() {
+        let layout = Layout::new();
+        let mut markers: Vec<String> = COMPONENTS.iter().map(|c| c.marker(&layout)).collect();
+        markers.sort();
+        markers.dedup();
+        assert_eq!(markers.len(), COMPONENTS.len());
+    }
+}
