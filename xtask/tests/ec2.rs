@@ -7,35 +7,53 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::thread;
 
 use serde_json::{Value, json};
 
-/// The stand-in for tofu. It logs every call to `calls`, prints `<env>.json` for `output`,
-/// deletes it on `destroy`, and on `apply` of the proxy writes the proxy's outputs from the
-/// settings file that xtask wrote, as the real module would.
+/// The stand-in for tofu. It logs every call to `calls` (the workspace that TF_WORKSPACE
+/// names, or `-`, then the arguments), prints `<env>.json` for `output`, deletes it on
+/// `destroy`, and on `apply` writes the state file where the local backend would, and for
+/// the proxy its outputs from the settings that xtask passed, as the real module would. As
+/// the real tool, it refuses `init` and `workspace select` while TF_WORKSPACE is set, and
+/// the app root's other commands without it.
 const STAND_IN_TOFU: &str = r#"#!/bin/bash
 set -eu
 dir="$(dirname "$0")"
-printf '%s\n' "$*" >>"$dir/calls"
+printf '%s %s\n' "${TF_WORKSPACE:--}" "$*" >>"$dir/calls"
 chdir=""
+var_file=""
 for arg in "$@"; do
-  case $arg in -chdir=*) chdir="${arg#-chdir=}" ;; esac
+  case $arg in
+    -chdir=*) chdir="${arg#-chdir=}" ;;
+    -var-file=*) var_file="$chdir/${arg#-var-file=}" ;;
+  esac
 done
-env="$(basename "$chdir")"
 case " $* " in
-  *" init "*)
-    mkdir -p "$chdir/.terraform" ;;
+  *" init "* | *" workspace select "*)
+    if [ -n "${TF_WORKSPACE:-}" ]; then echo "TF_WORKSPACE is set" >&2; exit 1; fi
+    mkdir -p "$chdir/.terraform"
+    exit 0 ;;
+esac
+if [ "$(basename "$chdir")" = proxy ]; then
+  env=proxy state="$chdir/terraform.tfstate"
+else
+  env="${TF_WORKSPACE:?the app root needs a workspace}"
+  state="$chdir/terraform.tfstate.d/$env/terraform.tfstate"
+fi
+case " $* " in
   *" output "*)
     if [ -f "$dir/$env.json" ]; then cat "$dir/$env.json"; else echo '{}'; fi ;;
   *" destroy "*)
     rm -f "$dir/$env.json" ;;
   *" apply "*)
-    echo '{}' >"$chdir/terraform.tfstate"
+    test -f "$var_file"
+    mkdir -p "$(dirname "$state")"
+    echo '{}' >"$state"
     if [ "$env" = proxy ]; then
-      live="$(sed -n 's/.*"live_env": "\([a-z]*\)".*/\1/p' "$chdir/xtask.auto.tfvars.json")"
+      live="$(sed -n 's/.*"live_env": "\([a-z]*\)".*/\1/p' "$var_file")"
       url="$(cat "$dir/proxy_url")"
       printf '{"live_env":{"value":"%s"},"proxy_url":{"value":"%s"},"url":{"value":"%s/gui/"},"instance_id":{"value":"i-proxy"}}\n' \
         "$live" "$url" "$url" >"$dir/proxy.json"
@@ -47,6 +65,8 @@ esac
 /// CQRS_GATEWAY set: it records the gateway and exits with the status in `e2e_exit`.
 const STAND_IN_CARGO: &str = r#"#!/bin/bash
 dir="$(dirname "$0")"
+# What `cargo xtask doctor` asks before any ec2 command.
+if [ "$1" = --version ]; then echo "cargo 1.95.0 (stand-in)"; exit 0; fi
 printf '%s %s\n' "$CQRS_GATEWAY" "$*" >>"$dir/e2e_calls"
 code="$(cat "$dir/e2e_exit")"
 if [ "$code" = 0 ]; then echo "test result: ok. 4 passed; 0 failed; 0 ignored"; else echo "test result: FAILED. 3 passed; 1 failed; 0 ignored"; fi
@@ -63,12 +83,20 @@ impl World {
         let world = World {
             tmp: tempfile::tempdir().unwrap(),
         };
-        for env in ["blue", "green", "proxy"] {
-            fs::create_dir_all(world.terraform().join("environments").join(env)).unwrap();
+        for root in ["app", "proxy"] {
+            fs::create_dir_all(world.terraform().join("environments").join(root)).unwrap();
         }
         fs::create_dir_all(world.bin()).unwrap();
         fs::create_dir_all(world.path("home")).unwrap();
         world.script("tofu", STAND_IN_TOFU);
+        // Every ec2 command first asks the doctor for Go (which builds tofu for `check`):
+        // the machine's own, beside the stand-ins.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let go = std::env::split_paths(&path)
+            .map(|dir| dir.join("go"))
+            .find(|go| go.is_file())
+            .expect("go on the PATH");
+        std::os::unix::fs::symlink(go, world.bin().join("go")).unwrap();
         world.script("cargo", STAND_IN_CARGO);
         fs::write(world.bin().join("e2e_exit"), "0").unwrap();
         fs::write(world.bin().join("proxy_url"), "http://127.0.0.1:9").unwrap();
@@ -87,6 +115,24 @@ impl World {
         self.path("terraform")
     }
 
+    /// The Terraform root of `env`: blue and green are workspaces of `app`.
+    fn root(&self, env: &str) -> PathBuf {
+        let root = if env == "proxy" { "proxy" } else { "app" };
+        self.terraform().join("environments").join(root)
+    }
+
+    /// Where the local backend keeps the state of `env`.
+    fn state(&self, env: &str) -> PathBuf {
+        match env {
+            "proxy" => self.root(env).join("terraform.tfstate"),
+            _ => self
+                .root(env)
+                .join("terraform.tfstate.d")
+                .join(env)
+                .join("terraform.tfstate"),
+        }
+    }
+
     fn script(&self, name: &str, text: &str) {
         let path = self.bin().join(name);
         fs::write(&path, text).unwrap();
@@ -95,11 +141,8 @@ impl World {
 
     /// What `tofu output -json` plays back for `env`, which has local state.
     fn deployed(&self, env: &str, outputs: Value) {
-        let state = self
-            .terraform()
-            .join("environments")
-            .join(env)
-            .join("terraform.tfstate");
+        let state = self.state(env);
+        fs::create_dir_all(state.parent().unwrap()).unwrap();
         fs::write(state, "{}").unwrap();
         let json: serde_json::Map<String, Value> = outputs
             .as_object()
@@ -132,6 +175,14 @@ impl World {
                 "log_command": format!("echo tail of the {env} log"),
             }),
         );
+    }
+
+    /// Whether tofu ran `args` in the root of `env` with TF_WORKSPACE set to `workspace`
+    /// (`-`: unset).
+    fn ran(&self, workspace: &str, env: &str, args: &str) -> bool {
+        let root = self.root(env);
+        self.calls()
+            .contains(&format!("{workspace} -chdir={} {args}", root.display()))
     }
 
     fn calls(&self) -> String {
@@ -168,11 +219,7 @@ impl World {
     }
 
     fn settings(&self, env: &str) -> Value {
-        let path = self
-            .terraform()
-            .join("environments")
-            .join(env)
-            .join("xtask.auto.tfvars.json");
+        let path = self.root(env).join(format!("{env}.tfvars.json"));
         serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
     }
 }
@@ -340,17 +387,14 @@ fn switch_re_points_the_proxy_once_the_target_passes() {
             .e2e_calls()
             .starts_with(&format!("{green} test --package e2e"))
     );
-    let proxy_dir = world.terraform().join("environments/proxy");
     let calls = world.calls();
+    assert!(world.ran("-", "proxy", "init -input=false"), "{calls}");
     assert!(
-        calls.contains(&format!("-chdir={} init -input=false", proxy_dir.display())),
-        "{calls}"
-    );
-    assert!(
-        calls.contains(&format!(
-            "-chdir={} apply -input=false -auto-approve",
-            proxy_dir.display()
-        )),
+        world.ran(
+            "default",
+            "proxy",
+            "apply -input=false -var-file=proxy.tfvars.json -auto-approve"
+        ),
         "{calls}"
     );
     let settings = world.settings("proxy");
@@ -409,12 +453,8 @@ fn down_never_destroys_the_live_environment_without_force() {
 
     let output = world.xtask(&["down", "--env", "blue", "--yes"]);
     assert!(output.status.success(), "{}", shown(&output));
-    let blue = world.terraform().join("environments/blue");
     assert!(
-        world.calls().contains(&format!(
-            "-chdir={} destroy -input=false -auto-approve",
-            blue.display()
-        )),
+        world.ran("blue", "blue", "destroy -input=false -auto-approve"),
         "{}",
         world.calls()
     );
@@ -443,7 +483,7 @@ fn up_never_changes_the_live_environment_without_force() {
             "--env",
             "green",
             "--repo-url",
-            "u",
+            "https://git.example.com/kafka-cqrs.git",
             "--git-ref",
             git_ref,
             "--key-name",
@@ -571,12 +611,18 @@ fn up_applies_with_the_settings_it_remembers() {
     ];
     let output = world.xtask(&up);
     assert!(output.status.success(), "{}", shown(&output));
-    let blue = world.terraform().join("environments/blue");
+    // Blue is a workspace of the app root, created on first use.
     assert!(
-        world.calls().contains(&format!(
-            "-chdir={} apply -input=false -auto-approve",
-            blue.display()
-        )),
+        world.ran("-", "blue", "workspace select -or-create blue"),
+        "{}",
+        world.calls()
+    );
+    assert!(
+        world.ran(
+            "blue",
+            "blue",
+            "apply -input=false -var-file=blue.tfvars.json -auto-approve"
+        ),
         "{}",
         world.calls()
     );
@@ -615,7 +661,7 @@ fn clear_errors_before_anything_is_applied() {
                 "--git-ref",
                 "main",
                 "--repo-url",
-                "u",
+                "https://git.example.com/kafka-cqrs.git",
                 "--key-name",
                 "k",
                 "--admin-cidr",
@@ -632,7 +678,7 @@ fn clear_errors_before_anything_is_applied() {
                 "--git-ref",
                 "main",
                 "--repo-url",
-                "u",
+                "https://git.example.com/kafka-cqrs.git",
                 "--admin-cidr",
                 "203.0.113.7/32",
             ],
@@ -647,7 +693,7 @@ fn clear_errors_before_anything_is_applied() {
                 "--git-ref",
                 "main",
                 "--repo-url",
-                "u",
+                "https://git.example.com/kafka-cqrs.git",
                 "--key-name",
                 "k",
             ],
@@ -691,15 +737,59 @@ fn the_stand_in_is_run_the_way_the_real_tool_is() {
     }
     let output = world.xtask(&["status"]);
     assert!(output.status.success(), "{}", shown(&output));
-    let terraform: &Path = &world.terraform();
-    for env in ["blue", "green", "proxy"] {
-        let dir = terraform.join("environments").join(env);
+    for (workspace, env) in [("blue", "blue"), ("green", "green"), ("default", "proxy")] {
         assert!(
-            world
-                .calls()
-                .contains(&format!("-chdir={} output -json", dir.display())),
+            world.ran(workspace, env, "output -json"),
             "{}",
             world.calls()
         );
     }
+}
+
+#[test]
+fn up_clones_over_https_and_never_keeps_credentials() {
+    let world = World::new();
+    world.app("blue", "http://127.0.0.1:9");
+    let up = |url: &str| {
+        world.xtask(&[
+            "up",
+            "--env",
+            "blue",
+            "--repo-url",
+            url,
+            "--git-ref",
+            "main",
+            "--key-name",
+            "k",
+            "--admin-cidr",
+            "203.0.113.7/32",
+            "--yes",
+        ])
+    };
+    for url in [
+        "https://user:s3cret@github.com/owner/repo.git",
+        "https://s3cret@github.com/owner/repo.git",
+    ] {
+        let output = up(url);
+        assert!(!output.status.success(), "{}", shown(&output));
+        assert!(
+            stderr(&output).contains("it holds credentials") && !stderr(&output).contains("s3cret"),
+            "{}",
+            shown(&output)
+        );
+    }
+    assert_eq!(world.calls(), "", "the stand-in tofu ran");
+    assert!(
+        !world.root("blue").join("blue.tfvars.json").exists(),
+        "settings were written"
+    );
+
+    // An SSH origin becomes the https URL of the same repository: the host reaches
+    // HTTP(S) only.
+    let output = up("git@github.com:owner/repo.git");
+    assert!(output.status.success(), "{}", shown(&output));
+    assert_eq!(
+        world.settings("blue")["repo_url"],
+        "https://github.com/owner/repo.git"
+    );
 }

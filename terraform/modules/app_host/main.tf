@@ -1,6 +1,6 @@
 # One application host: Ubuntu with Docker and minikube, running the platform the way the
 # original did (images loaded into minikube, the Kubernetes manifests applied), with the
-# cluster's ingress exposed on the host's port 80.
+# cluster's ingress exposed on the host's port 80 (user_data/host.sh.tftpl).
 
 data "aws_vpc" "default" {
   default = true
@@ -77,6 +77,15 @@ resource "aws_vpc_security_group_egress_rule" "web" {
   cidr_ipv4         = "0.0.0.0/0"
 }
 
+module "user_data" {
+  source = "./user_data"
+
+  environment = var.environment
+  repo_url    = var.repo_url
+  git_ref     = var.git_ref
+  proxy_cidr  = data.aws_vpc.default.cidr_block
+}
+
 resource "aws_instance" "host" {
   #checkov:skip=CKV_AWS_88:The host needs a public address: SSH and the checks before a switch come from the admin CIDR, and a bastion or NAT would cost more than the demo.
   ami                         = local.ami_id
@@ -86,12 +95,7 @@ resource "aws_instance" "host" {
   associate_public_ip_address = true
   ebs_optimized               = true
 
-  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    environment      = var.environment
-    repo_url         = var.repo_url
-    git_ref          = var.git_ref
-    minikube_version = var.minikube_version
-  })
+  user_data = module.user_data.script
   # A changed script means a new host: cloud-init runs user data on the first boot only.
   user_data_replace_on_change = true
 
@@ -110,4 +114,10 @@ resource "aws_instance" "host" {
   }
 
   tags = merge(local.tags, { Name = local.name })
+
+  lifecycle {
+    # The AMI look-up finds a newer image every few weeks: without this a later apply
+    # would replace the host. A new host comes from a new ref (user data), not a new AMI.
+    ignore_changes = [ami]
+  }
 }

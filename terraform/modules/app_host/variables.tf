@@ -1,11 +1,6 @@
 variable "environment" {
-  description = "Which of the two environments this host is: blue or green."
+  description = "Which of the two environments this host is: blue or green (validated in user_data/)."
   type        = string
-
-  validation {
-    condition     = contains(["blue", "green"], var.environment)
-    error_message = "The environment is blue or green."
-  }
 }
 
 variable "name_prefix" {
@@ -60,20 +55,14 @@ variable "http_cidrs" {
 }
 
 variable "repo_url" {
-  description = "Git URL of this repository that the host clones (cargo xtask ec2 up passes the origin remote)."
+  description = "HTTPS URL of this repository that the host clones, without credentials (cargo xtask ec2 up passes the origin remote, SSH converted to HTTPS; validated in user_data/)."
   type        = string
 }
 
 variable "git_ref" {
-  description = "Branch, tag or commit of the repository to build and run."
+  description = "Branch, tag or commit of the repository to build and run (validated in user_data/)."
   type        = string
   default     = "main"
-}
-
-variable "minikube_version" {
-  description = "minikube release installed on the host."
-  type        = string
-  default     = "v1.37.0"
 }
 
 variable "tags" {

@@ -88,6 +88,13 @@ resource "aws_vpc_security_group_ingress_rule" "to_environment" {
   referenced_security_group_id = aws_security_group.proxy.id
 }
 
+module "user_data" {
+  source = "./user_data"
+
+  domain = var.domain
+  email  = var.email
+}
+
 resource "aws_instance" "proxy" {
   #checkov:skip=CKV_AWS_88:The proxy is the public entry point; its address is an Elastic IP.
   ami                         = local.ami_id
@@ -97,10 +104,7 @@ resource "aws_instance" "proxy" {
   associate_public_ip_address = true
   ebs_optimized               = true
 
-  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    domain = var.domain
-    email  = var.email
-  })
+  user_data                   = module.user_data.script
   user_data_replace_on_change = true
 
   metadata_options {
@@ -118,12 +122,18 @@ resource "aws_instance" "proxy" {
     tags                  = merge(local.tags, { Name = local.name })
   }
 
-  # Read by kafka-cqrs-retarget on the host (see user_data.sh.tftpl).
+  # Read by kafka-cqrs-retarget on the host (see user_data/proxy.sh.tftpl).
   tags = merge(local.tags, {
     Name            = local.name
     LiveEnvironment = var.live_env
     LiveTarget      = var.target_ip
   })
+
+  lifecycle {
+    # The AMI look-up finds a newer image every few weeks: without this a later apply
+    # would replace the proxy, and a switch would no longer be an in-place tag update.
+    ignore_changes = [ami]
+  }
 }
 
 # A fixed address, so that the domain's A record survives a replaced instance.

@@ -5,23 +5,13 @@ variable "name_prefix" {
 }
 
 variable "domain" {
-  description = "The domain the proxy serves and holds a Let's Encrypt certificate for; its DNS A record must point at the proxy's public_ip."
+  description = "The domain the proxy serves and holds a Let's Encrypt certificate for; its DNS A record must point at the proxy's public_ip (validated in user_data/)."
   type        = string
-
-  validation {
-    condition     = can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.domain))
-    error_message = "domain must be a lower-case DNS name such as demo.example.com."
-  }
 }
 
 variable "email" {
-  description = "Contact address for the Let's Encrypt account (expiry notices)."
+  description = "Contact address for the Let's Encrypt account (validated in user_data/)."
   type        = string
-
-  validation {
-    condition     = can(regex("^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$", var.email))
-    error_message = "email must be an address such as ops@example.com."
-  }
 }
 
 variable "live_env" {

@@ -1,17 +1,17 @@
 //! `cargo xtask ec2 up | switch | down | status | logs | check`: the demo on AWS EC2 with
-//! Terraform (`terraform/`), as blue and green environments behind a TLS proxy.
+//! OpenTofu or Terraform (`terraform/`), as blue and green environments behind a TLS proxy.
 //!
-//! Each environment (`terraform/environments/{blue,green,proxy}`) has its own state. `up`
-//! creates a host that builds and runs the platform (minikube, `cargo xtask image --load
-//! minikube`, `cargo xtask deploy`); `switch --to ENV` re-points the proxy only after ENV
-//! answers its health checks through its own gateway and `cargo xtask e2e --gateway` passes
-//! against it; `down` never destroys the live environment without `--force`.
+//! Blue and green are the workspaces of one root, `terraform/environments/app`; the proxy is
+//! `terraform/environments/proxy`; each has its own state. `up` creates a host that builds
+//! and runs the platform (minikube, `cargo xtask image --load minikube`, `cargo xtask
+//! deploy`); `switch --to ENV` re-points the proxy only after ENV answers its health checks
+//! through its own gateway and `cargo xtask e2e --gateway` passes against it; `down` never
+//! destroys the live environment without `--force`.
 
 pub mod check;
 #[cfg(test)]
-mod hcl_checks;
+mod tests;
 mod tofu;
-pub mod user_data;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 
-use crate::test::tally;
+use crate::tally;
 use crate::{cmd, e2e, paths};
 pub use check::run as check;
 use tofu::{Env, Outputs, Tofu, ToolKind};
@@ -34,7 +34,8 @@ use tofu::{Env, Outputs, Tofu, ToolKind};
 pub struct Args {
     #[command(subcommand)]
     command: Action,
-    /// The Terraform root holding environments/ (default: terraform/ of this repository).
+    /// The directory holding environments/app (blue and green, a workspace each) and
+    /// environments/proxy (default: terraform/ of this repository).
     #[arg(long, global = true, value_name = "DIR")]
     terraform_dir: Option<PathBuf>,
     /// Which Terraform program to run (default: tofu if on the PATH, else terraform).
@@ -84,7 +85,9 @@ enum Action {
         /// The environment to create or update.
         #[arg(long, value_enum)]
         env: AppEnv,
-        /// Git URL the host clones (default: this checkout's `origin` remote).
+        /// HTTPS URL the host clones (default: this checkout's `origin` remote; an SSH URL
+        /// becomes the same repository's https URL, as the host reaches HTTP(S) only; a URL
+        /// with credentials is refused, as it would be kept in user data and state).
         #[arg(long, value_name = "URL")]
         repo_url: Option<String>,
         /// Branch, tag or commit to run (default: this checkout's HEAD, which must be
@@ -140,8 +143,9 @@ enum Action {
         #[arg(long, value_enum)]
         env: Env,
     },
-    /// The terraform checks of `cargo xtask test` alone: tofu fmt, tflint, checkov, and
-    /// bash -n and shellcheck on the rendered user data.
+    /// The terraform checks of `cargo xtask test` alone: tofu fmt, tflint, checkov, the
+    /// user data rendered by tofu and checked with bash -n and shellcheck, and the
+    /// validations of what reaches it (no AWS access or provider needed).
     Check,
 }
 
@@ -247,6 +251,17 @@ fn up(
     );
     required(&settings, "key_name", KEY_NAME_HOW)?;
     required(&settings, "admin_cidr", ADMIN_CIDR_HOW)?;
+    // Both land in a line of the host's script: checked here with a message, and again by
+    // the module's validations.
+    for (name, check) in [
+        ("repo_url", clone_url as fn(&str) -> Result<String>),
+        ("git_ref", checked_ref),
+    ] {
+        if let Some(Value::String(value)) = settings.get(name) {
+            let checked = check(value)?;
+            settings.insert(name.to_string(), Value::String(checked));
+        }
+    }
     // A new ref changes the user data, which replaces the host: never to the live one
     // unasked. The same settings again are harmless.
     if settings != remembered && !force {
@@ -290,6 +305,94 @@ fn origin_url() -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The URL the host clones: https, without credentials. The host's egress allows HTTP(S)
+/// only, so an SSH URL becomes the https URL of the same repository (GitHub, GitLab and
+/// Bitbucket serve both); credentials would be kept in user data and the state, so a URL
+/// with any is refused. The module's `repo_url` validation is the same rule.
+fn clone_url(url: &str) -> Result<String> {
+    let https = if let Some(rest) = url.strip_prefix("ssh://") {
+        // ssh://[user@]host[:port]/path: the SSH port means nothing to https.
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        format!("https://{}/{path}", host.split(':').next().unwrap_or(host))
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        if let Some((_, after)) = rest.rsplit_once('@') {
+            bail!(
+                "refusing the repository URL https://***@{after}: it holds credentials, which \
+                 would be written into the host's user data and the Terraform state. The host \
+                 clones without any: for a public repository pass --repo-url https://{after}"
+            );
+        }
+        url.to_string()
+    } else if let Some((user_host, path)) = url.split_once(':')
+        && !url.contains("://")
+    {
+        // The scp-like form: git@github.com:owner/repo.git.
+        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+        format!("https://{host}/{}", path.trim_start_matches('/'))
+    } else {
+        let shown = url.rsplit_once('@').map_or(url, |(_, after)| after);
+        bail!(
+            "the host cannot clone {shown}: it reaches the internet over HTTP(S) only, and \
+             the URL must hold no credentials. Pass --repo-url https://HOST/OWNER/REPO.git"
+        );
+    };
+    if !is_plain_https(&https) {
+        bail!(
+            "the host cannot clone {https}: pass --repo-url with a plain https URL such as \
+             https://github.com/OWNER/REPO.git (letters, digits and . _ ~ - in its path)"
+        );
+    }
+    if https != url {
+        eprintln!("The host clones {https} (for {url}: its egress allows HTTP(S) only).");
+    }
+    Ok(https)
+}
+
+/// `^https://HOST(:PORT)?(/SEGMENT)+/?$` with the characters of the module's regex.
+fn is_plain_https(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = authority.split_once(':').unwrap_or((authority, "1"));
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    alnum(host.chars().next())
+        && alnum(host.chars().last())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && (1..=5).contains(&port.len())
+        && port.chars().all(|c| c.is_ascii_digit())
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+        })
+}
+
+/// A branch, tag or commit that is safe in a shell line and as git's argument: the
+/// module's `git_ref` validation.
+fn checked_ref(git_ref: &str) -> Result<String> {
+    let first_ok = git_ref
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !first_ok
+        || !git_ref
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+    {
+        bail!(
+            "--git-ref {git_ref:?} is not a plain branch, tag or commit: letters, digits and \
+             . _ / - only, not starting with - . or /"
+        );
+    }
+    Ok(git_ref.to_string())
 }
 
 /// This checkout's HEAD commit, which must be on a remote branch for the host to fetch it.

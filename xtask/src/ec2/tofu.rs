@@ -1,6 +1,7 @@
 //! The Terraform program that `cargo xtask ec2` drives (`tofu` or `terraform`): finding it,
-//! running it in one environment's directory, and reading that environment's outputs and
-//! settings.
+//! running it on one environment (blue and green: a workspace each of
+//! `terraform/environments/app`; the proxy: `terraform/environments/proxy`), and reading
+//! that environment's outputs and settings.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,7 +31,8 @@ impl ToolKind {
     }
 }
 
-/// One directory of `terraform/environments/`, each with its own state.
+/// Something with a state of its own: an application environment (a workspace of the
+/// `app` root) or the TLS proxy (the `proxy` root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Env {
     Blue,
@@ -50,6 +52,14 @@ impl Env {
         }
     }
 
+    /// The Terraform root under `environments/`, and the workspace in it.
+    fn root_and_workspace(self) -> (&'static str, &'static str) {
+        match self {
+            Env::Blue | Env::Green => ("app", self.name()),
+            Env::Proxy => ("proxy", "default"),
+        }
+    }
+
     /// The other application environment (the proxy has none).
     pub fn other(self) -> Option<Env> {
         match self {
@@ -66,12 +76,7 @@ impl std::fmt::Display for Env {
     }
 }
 
-/// The settings file that `cargo xtask ec2` keeps in each environment's directory. Terraform
-/// reads `*.auto.tfvars.json` by itself, so `destroy` and a hand-run `plan` see the values
-/// that the last `up` or `switch` used.
-pub const SETTINGS_FILE: &str = "xtask.auto.tfvars.json";
-
-/// The Terraform program and the root that holds `environments/`.
+/// The Terraform program and the directory that holds `environments/`.
 #[derive(Debug)]
 pub struct Tofu {
     program: PathBuf,
@@ -102,41 +107,81 @@ impl Tofu {
         )
     }
 
+    /// The environment's Terraform root.
     pub fn dir(&self, env: Env) -> PathBuf {
-        self.root.join("environments").join(env.name())
+        self.root
+            .join("environments")
+            .join(env.root_and_workspace().0)
     }
 
+    /// Where the local backend keeps the environment's state.
+    fn state_file(&self, env: Env) -> PathBuf {
+        match env.root_and_workspace() {
+            (_, "default") => self.dir(env).join("terraform.tfstate"),
+            (_, workspace) => self
+                .dir(env)
+                .join("terraform.tfstate.d")
+                .join(workspace)
+                .join("terraform.tfstate"),
+        }
+    }
+
+    /// The settings that `up` or `switch` keep per environment, beside its root
+    /// (`blue.tfvars.json`, ...), passed to every apply and destroy with `-var-file`.
+    fn settings_file(&self, env: Env) -> PathBuf {
+        self.dir(env).join(format!("{env}.tfvars.json"))
+    }
+
+    /// The program in the environment's root and workspace. The workspace is named by
+    /// TF_WORKSPACE on every command rather than only selected once: blue and green share
+    /// the root, and a command for one must not act on the other that another shell has
+    /// just selected.
     fn command(&self, env: Env) -> Command {
         let mut command = Command::new(&self.program);
-        command.arg(format!("-chdir={}", self.dir(env).display()));
+        command
+            .arg(format!("-chdir={}", self.dir(env).display()))
+            .env("TF_WORKSPACE", env.root_and_workspace().1);
         command
     }
 
-    /// `init`: providers and the local backend (quick when done before).
+    /// `init` (providers and the local backend; quick when done before), then the
+    /// environment's workspace, created on first use.
     pub fn init(&self, env: Env) -> Result<()> {
         eprintln!("Initialising {env} (providers from the registry on the first run)...");
-        cmd::run(self.command(env).args(["init", "-input=false"])).with_context(|| {
-            format!(
-                "cannot initialise {}",
-                crate::paths::display(&self.dir(env))
-            )
-        })
+        let dir = crate::paths::display(&self.dir(env));
+        // Both refuse to run while TF_WORKSPACE names a workspace that does not exist yet.
+        let mut init = self.command(env);
+        init.env_remove("TF_WORKSPACE")
+            .args(["init", "-input=false"]);
+        cmd::run(&mut init).with_context(|| format!("cannot initialise {dir}"))?;
+        let workspace = env.root_and_workspace().1;
+        let mut select = self.command(env);
+        select
+            .env_remove("TF_WORKSPACE")
+            .args(["workspace", "select", "-or-create", workspace]);
+        cmd::run(&mut select)
+            .with_context(|| format!("cannot select the workspace {workspace} of {dir}"))
     }
 
-    /// `apply`, asking for confirmation unless `auto_approve`.
+    /// `apply` with the environment's settings, asking for confirmation unless
+    /// `auto_approve`.
     pub fn apply(&self, env: Env, auto_approve: bool) -> Result<()> {
-        let mut command = self.command(env);
-        command.args(["apply", "-input=false"]);
-        if auto_approve {
-            command.arg("-auto-approve");
-        }
-        cmd::run(&mut command)
+        self.change(env, "apply", auto_approve)
     }
 
-    /// `destroy`, asking for confirmation unless `auto_approve`.
+    /// `destroy` with the environment's settings, asking for confirmation unless
+    /// `auto_approve`.
     pub fn destroy(&self, env: Env, auto_approve: bool) -> Result<()> {
+        self.change(env, "destroy", auto_approve)
+    }
+
+    fn change(&self, env: Env, verb: &str, auto_approve: bool) -> Result<()> {
         let mut command = self.command(env);
-        command.args(["destroy", "-input=false"]);
+        command.args([verb, "-input=false"]);
+        // Without it (never written, or deleted) tofu names each variable it lacks.
+        if self.settings_file(env).exists() {
+            command.arg(format!("-var-file={env}.tfvars.json"));
+        }
         if auto_approve {
             command.arg("-auto-approve");
         }
@@ -145,10 +190,9 @@ impl Tofu {
 
     /// The environment's outputs; empty when it has no state (never applied, or destroyed).
     pub fn outputs(&self, env: Env) -> Result<Outputs> {
-        // Never initialised and no local state: nothing was ever applied here (and tofu
-        // would only ask for `init`, which needs the provider registry).
-        let dir = self.dir(env);
-        if !dir.join(".terraform").exists() && !dir.join("terraform.tfstate").exists() {
+        // No local state: nothing was ever applied (and tofu would only ask for `init`,
+        // which needs the provider registry).
+        if !self.state_file(env).exists() {
             return Ok(Outputs::default());
         }
         let mut command = self.command(env);
@@ -177,7 +221,7 @@ impl Tofu {
 
     /// The settings that `up` or `switch` last wrote for `env`.
     pub fn settings(&self, env: Env) -> Result<Map<String, Value>> {
-        let path = self.dir(env).join(SETTINGS_FILE);
+        let path = self.settings_file(env);
         match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a JSON object", path.display())),
@@ -187,7 +231,7 @@ impl Tofu {
     }
 
     pub fn write_settings(&self, env: Env, settings: &Map<String, Value>) -> Result<()> {
-        let path = self.dir(env).join(SETTINGS_FILE);
+        let path = self.settings_file(env);
         let text = serde_json::to_string_pretty(settings)? + "\n";
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }

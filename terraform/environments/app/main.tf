@@ -1,7 +1,10 @@
+# One root for both colours: `cargo xtask ec2` runs it in the workspace blue or green
+# (`tofu workspace select -or-create blue`), which keeps a state of its own and names the
+# host; the default workspace is neither, and the module refuses it.
 module "app" {
   source = "../../modules/app_host"
 
-  environment         = "blue"
+  environment         = terraform.workspace
   key_name            = var.key_name
   admin_cidr          = var.admin_cidr
   http_cidrs          = var.http_cidrs

@@ -1,6 +1,7 @@
-# The green environment: one application host (modules/app_host), with its own state.
-# The local backend keeps the state in this directory, apart from the other environments';
-# a team would use a remote backend (S3 with locking) here instead.
+# The application environments blue and green: one host each (modules/app_host), one
+# workspace each. The local backend keeps each workspace's state under
+# terraform.tfstate.d/<workspace>/ in this directory; a team would use a remote backend
+# (S3 with locking) here instead.
 terraform {
   required_version = ">= 1.6"
 

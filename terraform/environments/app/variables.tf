@@ -21,7 +21,7 @@ variable "http_cidrs" {
 }
 
 variable "repo_url" {
-  description = "Git URL of this repository that the host clones."
+  description = "HTTPS URL of this repository that the host clones, without credentials."
   type        = string
 }
 
