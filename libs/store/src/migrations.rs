@@ -14,6 +14,20 @@
 //! A migration that fails part-way is not recorded, and its statements that ran stay: the
 //! next run starts it again from its first statement. So a migration is either statements
 //! that can run twice (`IF NOT EXISTS`) or a single statement.
+//!
+//! To change the schema:
+//! 1. Add `libs/store/migrations/NNNN_<what>.cql` with the next number: a comment that says
+//!    why, then the statements (`${keyspace}.` before each table; each ends with `;`).
+//! 2. Name it at the end of [`MIGRATIONS`] (`N => "NNNN_<what>.cql"`); a test fails when a
+//!    file is missing from the list or out of order.
+//! 3. Change the code that reads or writes what it adds, in the same commit: the persister
+//!    applies the migration at its start, before it prepares its statements.
+//! 4. Never edit or renumber a file that was released: its checksum is recorded, and a
+//!    runner stops on a keyspace whose record no longer matches. Only its comments may
+//!    change. A mistake is undone by the next migration.
+//!
+//! Migrations only add (tables, columns, options): an older binary, as in a rollback, keeps
+//! working on a newer schema, and [`migrate`] only warns about migrations it does not know.
 
 use std::time::{Duration, Instant};
 

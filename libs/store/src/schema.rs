@@ -49,10 +49,10 @@ impl Keyspace {
             .collect()
     }
 
-    /// The keyspace's creation and the first migration's statements, for a runner that can
-    /// only execute a file (cqlsh in the Kubernetes schema Job). Such a keyspace records no
-    /// migration; the persister's start adopts it (migration 1 says IF NOT EXISTS) and
-    /// records it. Remove this once that Job runs `persister migrate`.
+    /// The statements of the single schema file that came before migrations: the keyspace's
+    /// creation and the first migration's tables, with no record. What keyspaces made then
+    /// hold (a test shows that migration 1 adopts them), and what a runner that can only
+    /// execute a file (cqlsh) would run; remove it once nothing generates such a file.
     pub fn statements(&self) -> Vec<String> {
         let create_keyspace = self.fill(KEYSPACE_CQL).into_iter().take(1);
         create_keyspace
