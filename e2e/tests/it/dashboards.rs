@@ -48,8 +48,14 @@ fn recording_rules() -> Vec<String> {
 async fn every_dashboard_query_and_recording_rule_returns_data() {
     let client = testkit::http();
     let base = e2e::check_gateway(&client).await;
-    let prometheus =
-        std::env::var("CQRS_PROMETHEUS").unwrap_or_else(|_| "http://127.0.0.1:9090".into());
+    let Some(prometheus) = e2e::beside_gateway("CQRS_PROMETHEUS", || {
+        format!(
+            "http://127.0.0.1:{}",
+            platform::observability::PROMETHEUS_PORT
+        )
+    }) else {
+        return;
+    };
 
     // A load that touches every part (a listener, creates, updates, reads, deletes) and
     // keeps going, bounded, while the queries run: rates and quantiles look at the last

@@ -33,11 +33,11 @@ async fn trace_is_refused_with_the_methods_the_path_answers() {
             let (_, path) = operation.split_once(' ').unwrap();
             let path = path.replace("{id}", &id.to_string());
             // The service's own answer to a method it does not serve on this path.
+            let Some(direct) = e2e::service_url(service) else {
+                return;
+            };
             let direct = client
-                .request(
-                    Method::TRACE,
-                    format!("{}{path}", e2e::service_url(service)),
-                )
+                .request(Method::TRACE, format!("{direct}{path}"))
                 .send()
                 .await
                 .unwrap();

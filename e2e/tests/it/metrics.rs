@@ -62,6 +62,12 @@ async fn contract_families(
 async fn every_service_serves_its_contract_families() {
     let client = testkit::http();
     let base = e2e::check_gateway(&client).await;
+    if platform::SERVICES
+        .iter()
+        .any(|s| e2e::service_url(s).is_none())
+    {
+        return;
+    }
 
     // Traffic that touches every family: a stream, a create, a read, a delete.
     let mut stream = SseClient::connect(&format!("{base}/notifier/documents"), None).await;
@@ -74,7 +80,8 @@ async fn every_service_serves_its_contract_families() {
 
     // Metrics are not routed through the gateway: Prometheus reaches each service directly.
     let metrics = |service: &platform::Service| {
-        format!("{}{}", e2e::service_url(service), service.metrics_path)
+        let direct = e2e::service_url(service).expect("checked above");
+        format!("{direct}{}", service.metrics_path)
     };
     let services = [
         (

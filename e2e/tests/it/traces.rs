@@ -57,7 +57,14 @@ fn spans(trace: &Value) -> Vec<Span> {
 async fn a_create_is_one_trace_across_the_services_in_jaeger() {
     let client = testkit::http();
     let base = e2e::check_gateway(&client).await;
-    let jaeger = std::env::var("CQRS_JAEGER").unwrap_or_else(|_| "http://127.0.0.1:16686".into());
+    let Some(jaeger) = e2e::beside_gateway("CQRS_JAEGER", || {
+        format!(
+            "http://127.0.0.1:{}",
+            platform::observability::JAEGER_QUERY_PORT
+        )
+    }) else {
+        return;
+    };
 
     let mut stream = SseClient::connect(&format!("{base}/notifier/documents"), None).await;
     stream.next_frame(DEADLINE).await.expect("opening frame");
