@@ -99,3 +99,20 @@ impl Config {
         Duration::from_secs(self.topic_check_secs.max(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `persister migrate` is what the schema Job runs; without it the persister runs.
+    #[test]
+    fn migrate_is_a_subcommand_and_running_is_the_default() {
+        let migrate = Config::try_parse_from(["persister", "migrate"]).unwrap();
+        assert_eq!(migrate.command, Some(Command::Migrate));
+        let run = Config::try_parse_from(["persister"]).unwrap();
+        assert_eq!(run.command, None);
+        assert!(Config::try_parse_from(["persister", "migrat"]).is_err());
+    }
+}
