@@ -50,6 +50,9 @@ pub fn generated() -> Vec<(PathBuf, String)> {
             gui::platform_ts(),
         ),
     ]
+    .into_iter()
+    .chain(crate::kube::manifests::generated(HEADER_NOTE))
+    .collect()
 }
 
 pub fn run() -> Result<()> {
@@ -62,7 +65,6 @@ pub fn run() -> Result<()> {
         fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", paths::display(&path));
     }
-    crate::kube::manifests::write()?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::kube::{self, cluster};
+use crate::kube::{self, Kubectl, cluster};
 use crate::{cmd, paths};
 
 /// Where to deploy.
@@ -66,121 +66,35 @@ pub struct UndeployArgs {
     pub overlay: String,
 }
 
-/// A kubeconfig context and the pinned kubectl pointed at it.
-#[derive(Debug)]
-struct Kubectl {
-    program: PathBuf,
-    target: Target,
-    context: String,
+/// Whether `kubectl`'s context is minikube's: minikube names the context after its
+/// profile, `minikube` unless `-p` was given; its cluster entry carries the same name and
+/// an extension naming minikube.
+fn is_minikube(kubectl: &Kubectl) -> bool {
+    kubectl.context == "minikube"
+        || kubectl
+            .quiet(&[
+                "config",
+                "view",
+                "-o",
+                &format!(
+                    "jsonpath={{.contexts[?(@.name==\"{}\")].context.extensions[*].name}}",
+                    kubectl.context
+                ),
+            ])
+            .is_ok_and(|ext| ext.contains("context_info"))
 }
 
-impl Kubectl {
-    /// Builds kubectl if needed and resolves the context (the named or the current one),
-    /// failing with what to do when there is none.
-    fn new(target: &Target) -> Result<Kubectl> {
-        let program = cluster::kubectl()?;
-        let mut kubectl = Kubectl {
-            program,
-            target: target.clone(),
-            context: String::new(),
-        };
-        if let Some(file) = &target.kubeconfig
-            && !file.is_file()
-        {
-            bail!("the kubeconfig {} does not exist", file.display());
-        }
-        let contexts = kubectl.quiet(&["config", "get-contexts", "-o", "name"])?;
-        let contexts: Vec<&str> = contexts.lines().collect();
-        kubectl.context = match &target.context {
-            Some(context) if contexts.contains(&context.as_str()) => context.clone(),
-            Some(context) => bail!(
-                "the kubeconfig has no context `{context}` (it has: {}). Start the cluster \
-                 (`minikube start` creates the context `minikube`) or pass --kubeconfig",
-                list(&contexts)
-            ),
-            None => {
-                let current = kubectl.quiet(&["config", "current-context"]).ok();
-                match current.map(|c| c.trim().to_owned()) {
-                    Some(c) if !c.is_empty() => c,
-                    _ => bail!(
-                        "the kubeconfig has no current context (contexts: {}). Start a \
-                         cluster (`minikube start`) or pass --context",
-                        list(&contexts)
-                    ),
-                }
-            }
-        };
-        Ok(kubectl)
-    }
-
-    /// kubectl with the kubeconfig and context set.
-    fn command(&self) -> Command {
-        let mut command = Command::new(&self.program);
-        if let Some(file) = &self.target.kubeconfig {
-            command.arg("--kubeconfig").arg(file);
-        }
-        if !self.context.is_empty() {
-            command.args(["--context", &self.context]);
-        }
-        command
-    }
-
-    /// Runs kubectl quietly and returns its stdout; fails with its stderr.
-    fn quiet(&self, args: &[&str]) -> Result<String> {
-        let mut command = self.command();
-        command.args(args);
-        let output = cmd::output(&mut command)?;
-        if !output.status.success() {
-            bail!(
-                "`{}` failed: {}",
-                cmd::shell_line(&command),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    /// Echoes and runs kubectl with `yaml` on stdin; fails with its stderr.
-    fn with_manifests(&self, args: &[&str], yaml: &str) -> Result<()> {
-        let mut command = self.command();
-        command.args(args);
-        let output = cluster::with_stdin(&mut command, yaml)?;
-        eprint!("{}", String::from_utf8_lossy(&output.stdout));
-        if !output.status.success() {
-            bail!(
-                "`{}` failed:\n{}",
-                cmd::shell_line(&command),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(())
-    }
-
-    fn is_minikube(&self) -> bool {
-        // minikube names the context after its profile, `minikube` unless `-p` was given;
-        // its cluster entry carries the same name and an extension naming minikube.
-        self.context == "minikube"
-            || self
-                .quiet(&[
-                    "config",
-                    "view",
-                    "-o",
-                    &format!(
-                        "jsonpath={{.contexts[?(@.name==\"{}\")].context.extensions[*].name}}",
-                        self.context
-                    ),
-                ])
-                .is_ok_and(|ext| ext.contains("context_info"))
-    }
+/// kubectl on the context `target` names.
+fn kubectl(target: &Target) -> Result<Kubectl> {
+    Kubectl::new(target.kubeconfig.as_deref(), target.context.as_deref())
 }
-
 pub fn run(args: &Args) -> Result<()> {
     if args.test_cluster {
         return cluster::test(&args.overlay);
     }
     let started = Instant::now();
-    let kubectl = Kubectl::new(&args.target)?;
-    let minikube = kubectl.is_minikube();
+    let kubectl = kubectl(&args.target)?;
+    let minikube = is_minikube(&kubectl);
     eprintln!(
         "Deploying the overlay `{}` to the context `{}`{}.",
         args.overlay,
@@ -217,8 +131,7 @@ pub fn run(args: &Args) -> Result<()> {
     };
     eprintln!("Running the project's images tagged {tag}.");
     let manifests = kube::build_tagged(&args.overlay, &tag)?;
-    kubectl.with_manifests(&["apply", "-f", "-"], &manifests)?;
-    wait_for_rollouts(&kubectl, Duration::from_secs(args.timeout))?;
+    kube::apply(&kubectl, &manifests, Duration::from_secs(args.timeout))?;
     eprintln!(
         "\nkafka-cqrs is deployed to `{}` ({:.0}s).",
         kubectl.context,
@@ -231,76 +144,16 @@ pub fn run(args: &Args) -> Result<()> {
 /// it included, and waits until it is gone.
 pub fn undeploy(args: &UndeployArgs) -> Result<()> {
     let overlay = &args.overlay;
-    let kubectl = Kubectl::new(&args.target)?;
+    let kubectl = kubectl(&args.target)?;
     let manifests = kube::build(overlay)?;
     eprintln!(
         "Deleting the overlay `{overlay}` from the context `{}`...",
         kubectl.context
     );
-    kubectl.with_manifests(
-        &["delete", "--ignore-not-found", "--wait", "-f", "-"],
-        &manifests,
-    )?;
+    kube::delete(&kubectl, &manifests)?;
     eprintln!(
         "Deleted: namespace {} and everything in it.",
         kube::NAMESPACE
-    );
-    Ok(())
-}
-
-/// Waits for every Deployment and StatefulSet of the namespace, then every Job, with
-/// kubectl's own progress lines; fails with the objects' state after `timeout`.
-fn wait_for_rollouts(kubectl: &Kubectl, timeout: Duration) -> Result<()> {
-    let ns = kube::NAMESPACE;
-    let workloads = kubectl.quiet(&["-n", ns, "get", "deployments,statefulsets", "-o", "name"])?;
-    let jobs = kubectl.quiet(&["-n", ns, "get", "jobs", "-o", "name"])?;
-    let workloads: Vec<&str> = workloads.lines().collect();
-    let jobs: Vec<&str> = jobs.lines().collect();
-    if workloads.is_empty() {
-        bail!("the namespace {ns} has no Deployment or StatefulSet after the apply");
-    }
-    let started = Instant::now();
-    let total = workloads.len() + jobs.len();
-    for (i, name) in workloads.iter().chain(&jobs).enumerate() {
-        let left = timeout.saturating_sub(started.elapsed()).as_secs().max(1);
-        eprintln!(
-            "[{}/{total}] waiting for {name} ({:.0}s so far)",
-            i + 1,
-            started.elapsed().as_secs_f64()
-        );
-        let mut command = kubectl.command();
-        command.args(["-n", ns]);
-        if name.starts_with("job") {
-            command.args([
-                "wait",
-                "--for=condition=complete",
-                &format!("--timeout={left}s"),
-                name,
-            ]);
-        } else {
-            command.args(["rollout", "status", &format!("--timeout={left}s"), name]);
-        }
-        if let Err(error) = cmd::run(&mut command) {
-            let state = kubectl
-                .quiet(&[
-                    "-n",
-                    ns,
-                    "get",
-                    "pods,deployments,statefulsets,jobs",
-                    "-o",
-                    "wide",
-                ])
-                .unwrap_or_default();
-            bail!(
-                "{error:#}\n{name} is not ready. What the namespace has now:\n{state}\n\
-                 Look closer with `kubectl -n {ns} describe {name}` and `kubectl -n {ns} get \
-                 events --sort-by=.lastTimestamp`"
-            );
-        }
-    }
-    eprintln!(
-        "All {total} rollouts are complete ({:.0}s).",
-        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -311,7 +164,6 @@ fn print_urls(kubectl: &Kubectl, minikube: bool) -> Result<()> {
     let ns = kube::NAMESPACE;
     let context = &kubectl.context;
     let kubeconfig = kubectl
-        .target
         .kubeconfig
         .as_ref()
         .map(|f| format!(" --kubeconfig {}", paths::display(f)))
@@ -388,12 +240,4 @@ fn require_minikube() -> Result<PathBuf> {
                  Install it (https://minikube.sigs.k8s.io/docs/start/) and run `minikube start`"
             )
         })
-}
-
-fn list(items: &[&str]) -> String {
-    if items.is_empty() {
-        "none".to_owned()
-    } else {
-        items.join(", ")
-    }
 }

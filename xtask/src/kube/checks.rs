@@ -1,12 +1,14 @@
 //! The Kubernetes static checks of `cargo xtask test`, which need no cluster: every overlay
 //! renders with the pinned kustomize, validates strictly against the schemas of the pinned
 //! Kubernetes version (kubeconform), passes checkov with every skipped check explained in
-//! `deployment/kubernetes/.checkov.yaml`, and passes the cross-checks below, which read the
-//! rendered objects the way the API server and the kubelet will: Services select pods and
-//! ports that exist, pods name ConfigMaps, Secrets and keys that exist, addresses in the
-//! environment lead to Services, the Ingress routes are the local gateway's, every pod meets
-//! the `restricted` Pod Security Standard, and third-party images run the versions the
-//! repository pins.
+//! `deployment/kubernetes/.checkov.yaml`, and passes the cross-checks below. They tie the
+//! rendered objects to one another and to the repository, which none of those tools (nor
+//! the cluster test's server-side dry run, which enforces Pod Security) can know: Services
+//! select pods and ports that exist, pods name ConfigMaps and keys that exist, addresses
+//! lead to Services, each service runs with its table entry and the variables its own
+//! configuration reads, the Ingress routes are the local gateway's, the ConfigMaps hold
+//! every rule file, dashboard and topic of the repository, and third-party images run the
+//! versions the repository pins.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -15,17 +17,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::manifests;
+use super::{KUBERNETES_VERSION, manifests};
 use crate::{cmd, paths, tools};
 
-/// The Kubernetes version whose schemas the manifests are checked against.
-pub const KUBERNETES_VERSION: &str = "1.37.0";
-
 /// The JSON schemas of Kubernetes, shipped in a PyPI package (kubeconform's own default
-/// location is a web site, which CI cannot reach).
+/// location is a web site, which CI cannot reach); each release ships every minor version.
 const SCHEMAS: tools::PyTool = tools::PyTool {
     program: "kubernetes-validate",
     requirement: "kubernetes-validate==1.37.0",
@@ -53,7 +51,7 @@ pub fn run() -> Result<()> {
         let rendered = super::build(&overlay)?;
         let file = out.join(format!("{overlay}.yaml"));
         fs::write(&file, &rendered)?;
-        let objects = parse(&rendered)?;
+        let objects = super::parse(&rendered)?;
         eprintln!(
             "{overlay}: {} objects rendered into {} ({:.1}s)",
             objects.len(),
@@ -75,27 +73,15 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// The rendered objects, one JSON value per YAML document.
-pub fn parse(text: &str) -> Result<Vec<Value>> {
-    let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(document).context("the rendered YAML does not parse")?;
-        if !value.is_null() {
-            objects.push(value);
-        }
-    }
-    Ok(objects)
-}
-
-/// The schemas of [`KUBERNETES_VERSION`] in the layout kubeconform reads, under
-/// `target/tools/kubernetes-schemas/`. The package's files refer to their shared
+/// The schemas of [`KUBERNETES_VERSION`]'s minor version in the layout kubeconform reads,
+/// under `target/tools/kubernetes-schemas/`. The package's files refer to their shared
 /// definitions by an absolute `/api/_definitions.json`; each is rewritten to the file next
 /// to it (as a `file://` URL: kubeconform resolves no relative reference from a local
 /// path), once per pinned version.
 fn schemas() -> Result<PathBuf> {
-    let dir = tools::dir()
-        .join("kubernetes-schemas")
-        .join(KUBERNETES_VERSION);
+    let (minor, _patch) = KUBERNETES_VERSION.rsplit_once('.').context("a version")?;
+    let version = format!("{minor}.0");
+    let dir = tools::dir().join("kubernetes-schemas").join(&version);
     let stamp = dir.join(".stamp");
     if fs::read_to_string(&stamp).is_ok_and(|s| s == SCHEMAS.requirement) {
         return Ok(dir);
@@ -105,9 +91,23 @@ fn schemas() -> Result<PathBuf> {
         .parent()
         .and_then(Path::parent)
         .context("the tools' virtual environment")?;
-    let source = find_schema_dir(venv)?;
+    let wanted = format!("v{version}-local-strict");
+    let source = fs::read_dir(venv.join("lib"))?
+        .filter_map(|lib| Some(lib.ok()?.path()))
+        .map(|lib| {
+            lib.join("site-packages/kubernetes_validate/kubernetes-json-schema")
+                .join(&wanted)
+        })
+        .find(|candidate| candidate.is_dir())
+        .with_context(|| {
+            format!(
+                "{} has no {wanted} schemas: does {} ship Kubernetes {version}?",
+                paths::display(venv),
+                SCHEMAS.requirement
+            )
+        })?;
     eprintln!(
-        "Rewriting the Kubernetes {KUBERNETES_VERSION} schemas of {} into {}...",
+        "Rewriting the Kubernetes {version} schemas of {} into {}...",
         paths::display(&source),
         paths::display(&dir)
     );
@@ -128,35 +128,11 @@ fn schemas() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn find_schema_dir(venv: &Path) -> Result<PathBuf> {
-    let wanted = format!("v{KUBERNETES_VERSION}-local-strict");
-    for lib in fs::read_dir(venv.join("lib"))? {
-        let candidate = lib?
-            .path()
-            .join("site-packages/kubernetes_validate/kubernetes-json-schema")
-            .join(&wanted);
-        if candidate.is_dir() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "{} has no {wanted} schemas: is {} the version that ships Kubernetes {KUBERNETES_VERSION}?",
-        paths::display(venv),
-        SCHEMAS.requirement
-    )
-}
-
 /// kubeconform, strict: unknown fields, duplicate keys, and kinds without a schema fail.
 fn kubeconform_check(kubeconform: &Path, schemas: &Path, file: &Path) -> Result<()> {
     cmd::run(
         Command::new(kubeconform)
-            .args([
-                "-strict",
-                "-summary",
-                "-kubernetes-version",
-                KUBERNETES_VERSION,
-            ])
-            .arg("-schema-location")
+            .args(["-strict", "-summary", "-schema-location"])
             .arg(format!(
                 "{}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
                 schemas.display()
@@ -169,20 +145,13 @@ fn kubeconform_check(kubeconform: &Path, schemas: &Path, file: &Path) -> Result<
 /// checkov on the rendered manifests; the checks it skips, and why, are in
 /// `deployment/kubernetes/.checkov.yaml`.
 fn checkov_check(checkov: &Path, file: &Path) -> Result<()> {
-    let config = super::dir().join(".checkov.yaml");
     cmd::run(
         Command::new(checkov)
             .arg("--config-file")
-            .arg(&config)
+            .arg(super::dir().join(".checkov.yaml"))
             .arg("--file")
             .arg(file)
-            .args([
-                "--framework",
-                "kubernetes",
-                "--skip-download",
-                "--compact",
-                "--quiet",
-            ]),
+            .args(["--framework", "kubernetes", "--skip-download", "--compact", "--quiet"]),
     )
     .context("checkov finds failed checks: fix them, or skip them with a reason in deployment/kubernetes/.checkov.yaml")
 }
@@ -202,6 +171,12 @@ fn id(object: &Value) -> String {
         object["kind"].as_str().unwrap_or("?"),
         name(object)
     )
+}
+
+/// The ConfigMap that kustomize generated as `base` (its name and a hash of its data).
+fn config_map<'a>(objects: &'a [Value], base: &str) -> Option<&'a Value> {
+    of_kind(objects, "ConfigMap")
+        .find(|c| name(c) == base || name(c).rsplit_once('-').is_some_and(|(b, _)| b == base))
 }
 
 /// The pod template of a workload, with the workload's id.
@@ -235,57 +210,17 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// `true` when `labels` has every pair of `selector`.
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
 /// Every cross-check; the problems found, empty when there are none.
 pub fn cross_check(objects: &[Value]) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    problems.extend(check_namespace(objects));
     problems.extend(check_services(objects));
     problems.extend(check_config_references(objects));
     problems.extend(check_addresses(objects));
     problems.extend(check_platform_services(objects));
     problems.extend(check_routes(objects));
-    problems.extend(check_pod_security(objects));
     problems.extend(check_images(objects)?);
-    problems.extend(check_grafana(objects)?);
+    problems.extend(check_files(objects)?);
     Ok(problems)
-}
-
-/// The namespace is there, enforces `restricted`, and holds every namespaced object.
-fn check_namespace(objects: &[Value]) -> Vec<String> {
-    let mut problems = Vec::new();
-    match of_kind(objects, "Namespace").find(|n| name(n) == super::NAMESPACE) {
-        None => problems.push(format!("no Namespace {}", super::NAMESPACE)),
-        Some(namespace) => {
-            let labels = string_map(&namespace["metadata"]["labels"]);
-            if labels
-                .get("pod-security.kubernetes.io/enforce")
-                .map(String::as_str)
-                != Some("restricted")
-            {
-                problems.push(format!(
-                    "Namespace {} does not enforce the restricted Pod Security Standard",
-                    super::NAMESPACE
-                ));
-            }
-        }
-    }
-    for object in objects {
-        if object["kind"] != "Namespace"
-            && object["metadata"]["namespace"].as_str() != Some(super::NAMESPACE)
-        {
-            problems.push(format!(
-                "{} is not in namespace {}",
-                id(object),
-                super::NAMESPACE
-            ));
-        }
-    }
-    problems
 }
 
 /// Every Service selects some pod template, and each of its target ports is a port of
@@ -295,16 +230,18 @@ fn check_services(objects: &[Value]) -> Vec<String> {
     let templates = pod_templates(objects);
     for service in of_kind(objects, "Service") {
         let selector = string_map(&service["spec"]["selector"]);
-        let selected: Vec<&(String, &Value)> = templates
+        let selected: Vec<_> = templates
             .iter()
-            .filter(|(_, t)| selects(&selector, &string_map(&t["metadata"]["labels"])))
+            .filter(|(_, t)| {
+                let labels = string_map(&t["metadata"]["labels"]);
+                !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
             .collect();
         if selected.is_empty() {
             problems.push(format!(
                 "{} selects no pod template ({selector:?})",
                 id(service)
             ));
-            continue;
         }
         for port in service["spec"]["ports"].as_array().into_iter().flatten() {
             let target = if port["targetPort"].is_null() {
@@ -331,131 +268,77 @@ fn check_services(objects: &[Value]) -> Vec<String> {
     problems
 }
 
-/// Every ConfigMap and Secret a pod names (volumes, projected volumes, envFrom, env value
-/// references) exists, and so does every key it names (items, subPath, key references).
+/// The ConfigMaps and Secrets a pod spec names anywhere (volumes, projected volumes,
+/// envFrom, env value references), with the keys it names: `(kind, name, key)`, optional
+/// references left out.
+fn references(value: &Value, found: &mut Vec<(&'static str, String, Option<String>)>) {
+    match value {
+        Value::Object(map) => {
+            for (field, inner) in map {
+                let kind = match field.as_str() {
+                    "configMap" | "configMapRef" | "configMapKeyRef" => Some("ConfigMap"),
+                    "secret" | "secretRef" | "secretKeyRef" => Some("Secret"),
+                    _ => None,
+                };
+                let object = inner["name"].as_str().or(inner["secretName"].as_str());
+                if let (Some(kind), Some(object), false) = (kind, object, inner["optional"] == true)
+                {
+                    found.push((kind, object.to_owned(), None));
+                    let keys = inner["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|i| &i["key"]);
+                    for key in keys.chain([&inner["key"]]).filter_map(Value::as_str) {
+                        found.push((kind, object.to_owned(), Some(key.to_owned())));
+                    }
+                }
+                references(inner, found);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+        _ => {}
+    }
+}
+
+/// Every ConfigMap and Secret a pod names exists, and so does every key it names (items,
+/// subPath, key references).
 fn check_config_references(objects: &[Value]) -> Vec<String> {
     let mut problems = Vec::new();
-    let data_keys = |kind: &str, name: &str| -> Option<BTreeSet<String>> {
-        of_kind(objects, kind)
-            .find(|o| self::name(o) == name)
-            .map(|o| {
-                ["data", "binaryData", "stringData"]
-                    .iter()
-                    .flat_map(|field| o[*field].as_object().into_iter().flatten())
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-    };
     for (workload, template) in pod_templates(objects) {
         let spec = &template["spec"];
-        // (kind, name, key) triples the pod needs; `None` for the whole object.
-        let mut needs: Vec<(&str, String, Option<String>, bool)> = Vec::new();
-        let mut volume_sources: BTreeMap<String, (&str, String)> = BTreeMap::new();
-        for volume in spec["volumes"].as_array().into_iter().flatten() {
-            let volume_name = volume["name"].as_str().unwrap_or_default().to_owned();
-            let mut sources = vec![volume.clone()];
-            sources.extend(
-                volume["projected"]["sources"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .cloned(),
-            );
-            for source in sources {
-                for (field, kind, name_field) in [
-                    ("configMap", "ConfigMap", "name"),
-                    ("secret", "Secret", "secretName"),
-                ] {
-                    let reference = &source[field];
-                    let Some(object) = reference[name_field]
-                        .as_str()
-                        .or_else(|| reference["name"].as_str())
-                    else {
-                        continue;
-                    };
-                    let optional = reference["optional"] == true;
-                    needs.push((kind, object.to_owned(), None, optional));
-                    for item in reference["items"].as_array().into_iter().flatten() {
-                        if let Some(key) = item["key"].as_str() {
-                            needs.push((kind, object.to_owned(), Some(key.to_owned()), optional));
-                        }
-                    }
-                    volume_sources.insert(volume_name.clone(), (kind, object.to_owned()));
-                }
-            }
-        }
+        let mut needs = Vec::new();
+        references(spec, &mut needs);
+        // A subPath of a mounted ConfigMap volume is one of its keys.
         for container in containers(spec) {
-            for from in container["envFrom"].as_array().into_iter().flatten() {
-                for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
-                    if let Some(object) = from[field]["name"].as_str() {
-                        needs.push((
-                            kind,
-                            object.to_owned(),
-                            None,
-                            from[field]["optional"] == true,
-                        ));
-                    }
-                }
-            }
-            for env in container["env"].as_array().into_iter().flatten() {
-                for (field, kind) in [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")]
-                {
-                    let reference = &env["valueFrom"][field];
-                    if let (Some(object), Some(key)) =
-                        (reference["name"].as_str(), reference["key"].as_str())
-                    {
-                        needs.push((
-                            kind,
-                            object.to_owned(),
-                            Some(key.to_owned()),
-                            reference["optional"] == true,
-                        ));
-                    }
-                }
-            }
             for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-                let volume = mount["name"].as_str().unwrap_or_default();
-                if let (Some(sub_path), Some((kind, object))) =
-                    (mount["subPath"].as_str(), volume_sources.get(volume))
-                {
-                    needs.push((kind, object.clone(), Some(sub_path.to_owned()), false));
-                }
-                // A StatefulSet's claim templates declare volumes too.
-                let claims = objects
-                    .iter()
-                    .filter(|o| o["kind"] == "StatefulSet" && id(o) == workload)
-                    .flat_map(|o| {
-                        o["spec"]["volumeClaimTemplates"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                    });
-                let declared = spec["volumes"]
+                let volume = spec["volumes"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .chain(claims)
-                    .any(|v| v["name"] == volume || v["metadata"]["name"] == volume);
-                if !declared {
-                    problems.push(format!(
-                        "{workload}: container {} mounts the undeclared volume {volume}",
-                        container["name"]
-                    ));
+                    .find(|v| v["name"] == mount["name"]);
+                let object = volume.and_then(|v| v["configMap"]["name"].as_str());
+                if let (Some(object), Some(key)) = (object, mount["subPath"].as_str()) {
+                    needs.push(("ConfigMap", object.to_owned(), Some(key.to_owned())));
                 }
             }
         }
-        for (kind, object, key, optional) in needs {
-            if optional {
-                continue;
-            }
-            match (data_keys(kind, &object), key) {
-                (None, _) => problems.push(format!(
+        for (kind, object, key) in needs {
+            let Some(found) = of_kind(objects, kind).find(|o| name(o) == object) else {
+                problems.push(format!(
                     "{workload} needs {kind} {object}, which is not rendered"
-                )),
-                (Some(keys), Some(key)) if !keys.contains(&key) => problems.push(format!(
+                ));
+                continue;
+            };
+            let keys: BTreeSet<&String> = ["data", "binaryData", "stringData"]
+                .iter()
+                .flat_map(|field| found[*field].as_object().into_iter().flatten())
+                .map(|(k, _)| k)
+                .collect();
+            if let Some(key) = key.filter(|k| !keys.contains(k)) {
+                problems.push(format!(
                     "{workload} needs key {key} of {kind} {object}, which has only {keys:?}"
-                )),
-                _ => {}
+                ));
             }
         }
     }
@@ -466,59 +349,68 @@ fn check_config_references(objects: &[Value]) -> Vec<String> {
 fn service_ports(objects: &[Value]) -> BTreeMap<String, BTreeSet<u64>> {
     of_kind(objects, "Service")
         .map(|s| {
-            let ports = s["spec"]["ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p["port"].as_u64())
-                .collect();
-            (name(s).to_owned(), ports)
+            let ports = s["spec"]["ports"].as_array().into_iter().flatten();
+            (
+                name(s).to_owned(),
+                ports.filter_map(|p| p["port"].as_u64()).collect(),
+            )
         })
         .collect()
 }
 
-/// Every `host:port` (or URL) in a container's environment that names an in-cluster host
-/// leads to a Service with that port: a Kafka, Cassandra or Jaeger address that would not
-/// resolve or connect is caught here, not at three in the morning.
-fn check_addresses(objects: &[Value]) -> Vec<String> {
+/// What is wrong with the in-cluster addresses in `value` (`host:port`, URLs, lists of
+/// them): a host that is no Service, or a port its Service does not serve. Numeric and
+/// external addresses are not the cluster's and pass.
+fn address_problems(services: &BTreeMap<String, BTreeSet<u64>>, value: &str) -> Vec<String> {
     let mut problems = Vec::new();
+    for address in value.split(',') {
+        let address = address
+            .trim()
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        let address = address.split('/').next().unwrap_or_default();
+        let Some((host, port)) = address.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(port) = port.parse::<u64>() else {
+            continue;
+        };
+        let host = host
+            .trim_end_matches(".svc.cluster.local")
+            .trim_end_matches(&format!(".{}", super::NAMESPACE));
+        if host.is_empty() || host.contains('.') || host == "localhost" {
+            continue;
+        }
+        match services.get(host) {
+            None => problems.push(format!(
+                "{value} names the host {host}, which is no Service"
+            )),
+            Some(ports) if !ports.contains(&port) => problems.push(format!(
+                "{value}: Service {host} has no port {port} ({ports:?})"
+            )),
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// Every address in a container's environment that names an in-cluster host leads to a
+/// Service with that port: a Kafka, Cassandra or Jaeger address that would not resolve or
+/// connect is caught here, not at three in the morning.
+fn check_addresses(objects: &[Value]) -> Vec<String> {
     let services = service_ports(objects);
+    let mut problems = Vec::new();
     for (workload, template) in pod_templates(objects) {
         for container in containers(&template["spec"]) {
             for env in container["env"].as_array().into_iter().flatten() {
                 let Some(value) = env["value"].as_str() else {
                     continue;
                 };
-                for address in value.split(',') {
-                    let address = address
-                        .trim()
-                        .trim_start_matches("http://")
-                        .trim_start_matches("https://");
-                    let address = address.split('/').next().unwrap_or_default();
-                    let Some((host, port)) = address.rsplit_once(':') else {
-                        continue;
-                    };
-                    let Ok(port) = port.parse::<u64>() else {
-                        continue;
-                    };
-                    // Only names: a numeric or external address is not the cluster's.
-                    let host = host
-                        .trim_end_matches(".svc.cluster.local")
-                        .trim_end_matches(&format!(".{}", super::NAMESPACE));
-                    if host.is_empty() || host.contains('.') || host == "localhost" {
-                        continue;
-                    }
-                    match services.get(host) {
-                        None => problems.push(format!(
-                            "{workload}: {}={value} names the host {host}, which is no Service",
-                            env["name"].as_str().unwrap_or("?")
-                        )),
-                        Some(ports) if !ports.contains(&port) => problems.push(format!(
-                            "{workload}: {}={value}: Service {host} has no port {port} ({ports:?})",
-                            env["name"].as_str().unwrap_or("?")
-                        )),
-                        _ => {}
-                    }
+                for problem in address_problems(&services, value) {
+                    problems.push(format!(
+                        "{workload}: {}={problem}",
+                        env["name"].as_str().unwrap_or("?")
+                    ));
                 }
             }
         }
@@ -534,17 +426,14 @@ fn deployment_container<'a>(objects: &'a [Value], name: &str) -> Option<&'a Valu
 }
 
 fn env_of(container: &Value) -> BTreeMap<String, String> {
-    container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            Some((
-                e["name"].as_str()?.to_owned(),
-                e["value"].as_str()?.to_owned(),
-            ))
-        })
-        .collect()
+    let env = container["env"].as_array().into_iter().flatten();
+    env.filter_map(|e| {
+        Some((
+            e["name"].as_str()?.to_owned(),
+            e["value"].as_str()?.to_owned(),
+        ))
+    })
+    .collect()
 }
 
 /// Each service of the table runs with its port (container port, `HTTP_PORT`, Service),
@@ -556,24 +445,19 @@ fn check_platform_services(objects: &[Value]) -> Vec<String> {
         .iter()
         .map(|s| (s.name, s.port, s.liveness_path, s.readiness_path))
         .collect();
-    programs.push((
-        platform::gateway::GUI_NAME,
-        platform::gateway::GUI_PORT,
-        "/healthz",
-        "/readyz",
-    ));
+    let gui = (platform::gateway::GUI_NAME, platform::gateway::GUI_PORT);
+    programs.push((gui.0, gui.1, "/healthz", "/readyz"));
     for (program, port, liveness, readiness) in programs {
         let Some(container) = deployment_container(objects, program) else {
             problems.push(format!("no Deployment {program}"));
             continue;
         };
         let env = env_of(container);
-        let http_port = container["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["name"] == "http");
-        if http_port.and_then(|p| p["containerPort"].as_u64()) != Some(u64::from(port)) {
+        let ports = container["ports"].as_array().into_iter().flatten();
+        let http = ports
+            .filter(|p| p["name"] == "http")
+            .find_map(|p| p["containerPort"].as_u64());
+        if http != Some(u64::from(port)) {
             problems.push(format!(
                 "{program}: its container port `http` is not {port}"
             ));
@@ -609,10 +493,8 @@ fn check_platform_services(objects: &[Value]) -> Vec<String> {
                     needed.push(variable);
                 }
             }
-            for variable in needed {
-                if !env.contains_key(variable) {
-                    problems.push(format!("{program}: {variable} is not set"));
-                }
+            for variable in needed.into_iter().filter(|v| !env.contains_key(*v)) {
+                problems.push(format!("{program}: {variable} is not set"));
             }
         }
     }
@@ -632,102 +514,90 @@ pub struct Route {
 
 /// The local gateway's routes, from libs/platform, as the Ingress must have them.
 pub fn expected_routes() -> BTreeSet<Route> {
+    let route = |prefix: &str, service: &str, port: u16, stripped, streaming| Route {
+        prefix: prefix.to_owned(),
+        service: service.to_owned(),
+        port: u64::from(port),
+        stripped,
+        streaming,
+    };
     let mut routes: BTreeSet<Route> = platform::SERVICES
         .iter()
         .filter_map(|s| {
-            let route = s.route?;
-            Some(Route {
-                prefix: route.prefix.to_owned(),
-                service: s.name.to_owned(),
-                port: u64::from(s.port),
-                stripped: true,
-                streaming: route.streaming,
-            })
+            Some(route(
+                s.route?.prefix,
+                s.name,
+                s.port,
+                true,
+                s.route?.streaming,
+            ))
         })
         .collect();
+    use platform::gateway::{GUI_NAME, GUI_PORT, GUI_PREFIX, TRACES_PREFIX};
     // The GUI's server serves its files under the prefix, as nginx's `alias` does locally.
-    routes.insert(Route {
-        prefix: platform::gateway::GUI_PREFIX.to_owned(),
-        service: platform::gateway::GUI_NAME.to_owned(),
-        port: u64::from(platform::gateway::GUI_PORT),
-        stripped: false,
-        streaming: false,
-    });
+    routes.insert(route(GUI_PREFIX, GUI_NAME, GUI_PORT, false, false));
     // The read-only trace look-ups, to Jaeger's query port with the prefix stripped.
-    routes.insert(Route {
-        prefix: platform::gateway::TRACES_PREFIX.to_owned(),
-        service: super::manifests::JAEGER.to_owned(),
-        port: u64::from(platform::observability::JAEGER_QUERY_PORT),
-        stripped: true,
-        streaming: false,
-    });
+    let query = platform::observability::JAEGER_QUERY_PORT;
+    routes.insert(route(TRACES_PREFIX, manifests::JAEGER, query, true, false));
     routes
 }
 
 /// The routes of the rendered Ingress objects, read the way ingress-nginx reads them.
 pub fn ingress_routes(objects: &[Value]) -> (BTreeSet<Route>, Vec<String>) {
-    const ANNOTATION: &str = "nginx.ingress.kubernetes.io/";
     let mut routes = BTreeSet::new();
     let mut problems = Vec::new();
     for ingress in of_kind(objects, "Ingress") {
         let annotations = string_map(&ingress["metadata"]["annotations"]);
         let annotation = |key: &str| {
-            annotations
-                .get(&format!("{ANNOTATION}{key}"))
-                .map(String::as_str)
+            let key = format!("nginx.ingress.kubernetes.io/{key}");
+            annotations.get(&key).map(String::as_str)
         };
         if ingress["spec"]["ingressClassName"] != "nginx" {
             problems.push(format!("{} is not for ingress-nginx", id(ingress)));
         }
         let rewrite = annotation("rewrite-target");
+        let regex = annotation("use-regex") == Some("true");
         let streaming = annotation("proxy-buffering") == Some("off")
             && annotation("proxy-read-timeout")
                 .and_then(|t| t.parse::<u64>().ok())
                 .is_some_and(|t| t >= 3600);
-        for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
-            for path in rule["http"]["paths"].as_array().into_iter().flatten() {
-                let raw = path["path"].as_str().unwrap_or_default();
-                let backend = &path["backend"]["service"];
-                let traces = raw == super::manifests::traces_path();
-                let (prefix, stripped) = match raw
-                    .strip_suffix(&super::manifests::stripped_suffix())
-                {
-                    None if traces => {
-                        if rewrite != Some("/$1") || annotation("use-regex") != Some("true") {
-                            problems.push(format!(
-                                "{}: the trace look-ups need use-regex and rewrite-target /$1",
-                                id(ingress)
-                            ));
-                        }
-                        (platform::gateway::TRACES_PREFIX.to_owned(), true)
-                    }
-                    Some(prefix) => {
-                        if rewrite != Some("/$2") || annotation("use-regex") != Some("true") {
-                            problems.push(format!(
-                                "{}: the path {raw} needs use-regex and rewrite-target /$2 to strip {prefix}",
-                                id(ingress)
-                            ));
-                        }
-                        (prefix.to_owned(), true)
-                    }
-                    None => {
-                        if rewrite.is_some() {
-                            problems.push(format!(
-                                "{}: rewrite-target without a capture group in {raw}",
-                                id(ingress)
-                            ));
-                        }
-                        (raw.to_owned(), false)
-                    }
-                };
-                routes.insert(Route {
-                    prefix,
-                    service: backend["name"].as_str().unwrap_or_default().to_owned(),
-                    port: backend["port"]["number"].as_u64().unwrap_or_default(),
-                    stripped,
-                    streaming,
-                });
-            }
+        let paths = ingress["spec"]["rules"].as_array().into_iter().flatten();
+        for path in paths.flat_map(|rule| rule["http"]["paths"].as_array().into_iter().flatten()) {
+            let raw = path["path"].as_str().unwrap_or_default();
+            let stripped = raw.strip_suffix(&manifests::stripped_suffix());
+            let (prefix, stripped) = if raw == manifests::traces_path() {
+                if rewrite != Some("/$1") || !regex {
+                    problems.push(format!(
+                        "{}: the trace look-ups need use-regex and rewrite-target /$1",
+                        id(ingress)
+                    ));
+                }
+                (platform::gateway::TRACES_PREFIX, true)
+            } else if let Some(prefix) = stripped {
+                if rewrite != Some("/$2") || !regex {
+                    problems.push(format!(
+                        "{}: the path {raw} needs use-regex and rewrite-target /$2 to strip {prefix}",
+                        id(ingress)
+                    ));
+                }
+                (prefix, true)
+            } else {
+                if rewrite.is_some() {
+                    problems.push(format!(
+                        "{}: rewrite-target without a capture group in {raw}",
+                        id(ingress)
+                    ));
+                }
+                (raw, false)
+            };
+            let backend = &path["backend"]["service"];
+            routes.insert(Route {
+                prefix: prefix.to_owned(),
+                service: backend["name"].as_str().unwrap_or_default().to_owned(),
+                port: backend["port"]["number"].as_u64().unwrap_or_default(),
+                stripped,
+                streaming,
+            });
         }
     }
     (routes, problems)
@@ -760,57 +630,6 @@ fn check_routes(objects: &[Value]) -> Vec<String> {
     problems
 }
 
-/// Every pod meets the `restricted` Pod Security Standard, and the project's own programs
-/// run with a read-only root filesystem.
-fn check_pod_security(objects: &[Value]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (workload, template) in pod_templates(objects) {
-        let spec = &template["spec"];
-        let pod = &spec["securityContext"];
-        for container in containers(spec) {
-            let own = &container["securityContext"];
-            let either = |key: &str| {
-                if own[key].is_null() {
-                    &pod[key]
-                } else {
-                    &own[key]
-                }
-            };
-            let who = format!("{workload} container {}", container["name"]);
-            if either("runAsNonRoot") != true {
-                problems.push(format!("{who}: runAsNonRoot is not true"));
-            }
-            if either("runAsUser").as_u64().unwrap_or(0) == 0 {
-                problems.push(format!("{who}: no numeric non-root runAsUser"));
-            }
-            if either("seccompProfile")["type"] != "RuntimeDefault"
-                && either("seccompProfile")["type"] != "Localhost"
-            {
-                problems.push(format!("{who}: seccompProfile is not RuntimeDefault"));
-            }
-            if own["allowPrivilegeEscalation"] != false {
-                problems.push(format!("{who}: allowPrivilegeEscalation is not false"));
-            }
-            let drops_all = own["capabilities"]["drop"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|c| c == "ALL"));
-            let adds = own["capabilities"]["add"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|c| c != "NET_BIND_SERVICE"));
-            if !drops_all || adds {
-                problems.push(format!("{who}: capabilities do not drop ALL"));
-            }
-            if own["readOnlyRootFilesystem"] != true {
-                problems.push(format!("{who}: the root filesystem is writable"));
-            }
-        }
-        if spec["hostNetwork"] == true || spec["hostPID"] == true || spec["hostIPC"] == true {
-            problems.push(format!("{workload}: shares a host namespace"));
-        }
-    }
-    problems
-}
-
 /// The release of Jaeger whose Go module `observability/jaeger/go.mod` requires: Jaeger
 /// tags each release twice, v1.N.0 (the Go module) and v2.(N-63).0 (the images), as its
 /// CHANGELOG says ("v1.76.0 / v2.13.0").
@@ -836,31 +655,34 @@ pub fn jaeger_release() -> Result<String> {
     ))
 }
 
+/// The version of a server pinned in `deployment/local/pom.xml` (`<NAME.version>`).
+fn pom_version(name: &str) -> Result<String> {
+    let pom = fs::read_to_string(paths::root().join("deployment/local/pom.xml"))
+        .context("cannot read deployment/local/pom.xml")?;
+    crate::infra::fetch::pom_property(&pom, &format!("{name}.version"))
+        .with_context(|| format!("deployment/local/pom.xml has no <{name}.version>"))
+}
+
 /// Third-party images run the versions the repository pins elsewhere (Kafka and Cassandra
-/// in deployment/local/pom.xml, Jaeger in observability/jaeger/go.mod); the project's
-/// images are tagged and never `latest`.
+/// in deployment/local/pom.xml, as the local system runs them; Jaeger in
+/// observability/jaeger/go.mod), and the project's images, which no registry has, are not
+/// pulled `Always`.
 fn check_images(objects: &[Value]) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let pinned = [
-        ("apache/kafka", manifests::kafka_image()?),
-        ("cassandra", manifests::cassandra_image()?),
-        (
-            "jaegertracing/jaeger",
-            format!("jaegertracing/jaeger:{}", jaeger_release()?),
-        ),
+        ("apache/kafka", pom_version("kafka")?),
+        ("cassandra", pom_version("cassandra")?),
+        ("jaegertracing/jaeger", jaeger_release()?),
     ];
     let project = manifests::project_images();
     for (workload, template) in pod_templates(objects) {
         for container in containers(&template["spec"]) {
             let image = container["image"].as_str().unwrap_or_default();
             let (repository, tag) = image.rsplit_once(':').unwrap_or((image, ""));
-            if tag.is_empty() || tag == "latest" {
-                problems.push(format!("{workload}: the image {image} has no fixed tag"));
-            }
-            for (name, wanted) in &pinned {
-                if repository == *name && image != wanted {
+            for (name, version) in &pinned {
+                if repository == *name && tag != version {
                     problems.push(format!(
-                        "{workload}: runs {image}, but the repository pins {wanted}"
+                        "{workload}: runs {image}, but the repository pins {name}:{version}"
                     ));
                 }
             }
@@ -874,24 +696,105 @@ fn check_images(objects: &[Value]) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Grafana mounts the dashboards where the provisioned provider looks for them.
-fn check_grafana(objects: &[Value]) -> Result<Vec<String>> {
-    let dir = manifests::grafana_dashboards_dir()?;
-    let Some(grafana) = deployment_container(objects, manifests::GRAFANA) else {
-        return Ok(vec!["no Deployment grafana".to_owned()]);
+/// The file names in `dir` (relative to the repository) that end with `suffix`.
+fn files_in(dir: &str, suffix: &str) -> Result<BTreeSet<String>> {
+    let entries =
+        fs::read_dir(paths::root().join(dir)).with_context(|| format!("cannot list {dir}"))?;
+    let names = entries.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()));
+    Ok(names.filter(|n| n.ends_with(suffix)).collect())
+}
+
+/// The ConfigMaps made from the repository's files hold all of them, and say what the
+/// repository says: every rule file and dashboard of `observability/` (kustomize's
+/// generator lists files one by one), Grafana's dashboards mounted where the provisioned
+/// provider looks, its data sources those of the local system at in-cluster addresses, and
+/// the topics Job creating the contract's topics (libs/platform) with their partitions.
+fn check_files(objects: &[Value]) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let data = |base: &str| {
+        config_map(objects, base)
+            .map(|c| string_map(&c["data"]))
+            .unwrap_or_default()
     };
-    let mounted = grafana["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["mountPath"] == dir.as_str() && m["name"] == "dashboards");
-    Ok(if mounted {
-        Vec::new()
-    } else {
-        vec![format!(
-            "Grafana does not mount its dashboards at {dir}, where dashboards.yml looks"
-        )]
-    })
+    for (base, dir, suffix) in [
+        ("prometheus-rules", "observability/prometheus/rules", ".yml"),
+        (
+            "grafana-dashboards",
+            "observability/grafana/dashboards",
+            ".json",
+        ),
+    ] {
+        let held: BTreeSet<String> = data(base).into_keys().collect();
+        for missing in files_in(dir, suffix)?.difference(&held) {
+            problems.push(format!("ConfigMap {base} lacks {dir}/{missing}"));
+        }
+    }
+    let provider: Value = serde_yaml::from_str(
+        &data("grafana-dashboard-providers")
+            .remove("dashboards.yml")
+            .unwrap_or_default(),
+    )?;
+    let dashboards = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap_or("?");
+    let mounted = deployment_container(objects, "grafana")
+        .and_then(|c| c["volumeMounts"].as_array())
+        .is_some_and(|m| {
+            m.iter()
+                .any(|m| m["mountPath"] == dashboards && m["name"] == "dashboards")
+        });
+    if !mounted {
+        problems.push(format!(
+            "Grafana does not mount its dashboards at {dashboards}, where dashboards.yml looks"
+        ));
+    }
+    let local = "observability/grafana/provisioning/datasources/datasources.yml";
+    let local: Value = serde_yaml::from_str(&fs::read_to_string(paths::root().join(local))?)?;
+    let cluster: Value = serde_yaml::from_str(
+        &data("grafana-datasources")
+            .remove("datasources.yml")
+            .unwrap_or_default(),
+    )?;
+    let sources = |value: &Value| -> BTreeSet<String> {
+        let list = value["datasources"].as_array().into_iter().flatten();
+        list.map(|s| format!("{} {} {}", s["name"], s["uid"], s["type"]))
+            .collect()
+    };
+    if sources(&local) != sources(&cluster) {
+        problems.push(format!(
+            "Grafana's data sources in the cluster {:?} are not the local ones {:?}",
+            sources(&cluster),
+            sources(&local)
+        ));
+    }
+    let services = service_ports(objects);
+    for source in cluster["datasources"].as_array().into_iter().flatten() {
+        for problem in address_problems(&services, source["url"].as_str().unwrap_or_default()) {
+            problems.push(format!(
+                "Grafana's data source {}: {problem}",
+                source["name"]
+            ));
+        }
+    }
+    let script = data("kafka-topics-script")
+        .into_values()
+        .collect::<String>();
+    use platform::kafka::{
+        DLQ_TOPIC, DLQ_TOPIC_PARTITIONS, DOCUMENTS_TOPIC, DOCUMENTS_TOPIC_PARTITIONS,
+    };
+    for (topic, partitions) in [
+        (DOCUMENTS_TOPIC, DOCUMENTS_TOPIC_PARTITIONS),
+        (DLQ_TOPIC, DLQ_TOPIC_PARTITIONS),
+    ] {
+        if !script.contains(&format!(
+            "--create --if-not-exists --topic {topic} --partitions {partitions} "
+        )) {
+            problems.push(format!(
+                "the Job kafka-topics does not create {topic} with {partitions} partition(s)"
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 #[cfg(test)]
@@ -899,7 +802,6 @@ mod tests {
     use std::sync::OnceLock;
 
     use clap::CommandFactory;
-    use serde_json::json;
 
     use super::*;
 
@@ -909,13 +811,17 @@ mod tests {
         static RENDERED: OnceLock<String> = OnceLock::new();
         let text =
             RENDERED.get_or_init(|| super::super::build("minikube").expect("kustomize build"));
-        parse(text).unwrap()
+        super::super::parse(text).unwrap()
     }
 
     fn find<'a>(objects: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
         objects
             .iter_mut()
-            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .find(|o| {
+                o["kind"] == kind
+                    && (o["metadata"]["name"] == name
+                        || (kind == "ConfigMap" && super::name(o).starts_with(&format!("{name}-"))))
+            })
             .unwrap_or_else(|| panic!("no {kind}/{name}"))
     }
 
@@ -948,123 +854,41 @@ mod tests {
         assert_eq!(streaming, ["/notifier"]);
     }
 
-    /// Each cross-check can fail: a broken copy of the overlay is caught, with a message that
-    /// names what is wrong.
+    /// Each cross-check can fail: a broken copy of the overlay is caught, with a message
+    /// that names what is wrong. One breakage a line: what the problem says | the object
+    /// broken (kind, name; a generated ConfigMap by the name before its hash) | a text of
+    /// its JSON | what that text becomes.
+    const BREAKAGES: &str = r#"
+        selects no pod template | Service reader | "app.kubernetes.io/name":"reader" | "app.kubernetes.io/name":"raeder"
+        does not declare | Service kafka | "targetPort":"kafka" | "targetPort":"kafak"
+        needs ConfigMap grafana-dashboards | ConfigMap grafana-dashboards | "name":"grafana-dashboards | "name":"gone
+        needs key prometheus.yml | ConfigMap prometheus-config | "prometheus.yml": | "prometheus.yaml":
+        Service kafka has no port 9093 | Deployment producer | kafka:9092 | kafka:9093
+        HTTP_PORT is not | Deployment reader | "HTTP_PORT" | "HTTP_PORTS"
+        readinessProbe does not ask /readyz | Deployment notifier | "path":"/readyz" | "path":"/healthz"
+        lacks the gateway's route | Ingress reader | "path":"/reader | "path":"/raeder
+        lacks the gateway's route | Ingress notifier | proxy-buffering":"off" | proxy-buffering":"on"
+        but the repository pins apache/kafka | StatefulSet kafka | apache/kafka: | apache/kafka:0
+        Grafana does not mount its dashboards | Deployment grafana | "name":"dashboards" | "name":"boards"
+        ConfigMap prometheus-rules lacks observability/prometheus/rules/alerts.yml | ConfigMap prometheus-rules | "alerts.yml" | "alerts.yaml"
+        are not the local ones | ConfigMap grafana-datasources | uid: jaeger | uid: tempo
+        Grafana's data source "Prometheus": http://prometheus:9091 | ConfigMap grafana-datasources | prometheus:9090 | prometheus:9091
+        does not create documents.t with 3 partition(s) | ConfigMap kafka-topics-script | --partitions 3 | --partitions 1
+    "#;
+
     #[test]
     fn the_cross_checks_catch_what_would_break_in_a_cluster() {
-        type Breakage = Box<dyn Fn(&mut Vec<Value>)>;
-        let cases: Vec<(&str, Breakage)> = vec![
-            (
-                "selects no pod template",
-                Box::new(|o| {
-                    find(o, "Service", "reader")["spec"]["selector"]["app.kubernetes.io/name"] =
-                        json!("raeder");
-                }),
-            ),
-            (
-                "does not declare",
-                Box::new(|o| {
-                    find(o, "Service", "kafka")["spec"]["ports"][0]["targetPort"] = json!("kafak");
-                }),
-            ),
-            (
-                "needs ConfigMap grafana-dashboards",
-                Box::new(|o| {
-                    o.retain(|x| {
-                        !(x["kind"] == "ConfigMap" && x["metadata"]["name"] == "grafana-dashboards")
-                    });
-                }),
-            ),
-            (
-                "needs key prometheus.yml",
-                Box::new(|o| {
-                    let data = &mut find(o, "ConfigMap", "prometheus-config")["data"];
-                    let text = data["prometheus.yml"].take();
-                    *data = json!({ "prometheus.yaml": text });
-                }),
-            ),
-            (
-                "Service kafka has no port 9093",
-                Box::new(|o| {
-                    let env = &mut find(o, "Deployment", "producer")["spec"]["template"]["spec"]["containers"]
-                        [0]["env"];
-                    for e in env.as_array_mut().unwrap() {
-                        if e["name"] == "KAFKA_BOOTSTRAP_SERVERS" {
-                            e["value"] = json!("kafka:9093");
-                        }
-                    }
-                }),
-            ),
-            (
-                "HTTP_PORT is not",
-                Box::new(|o| {
-                    let env = &mut find(o, "Deployment", "reader")["spec"]["template"]["spec"]["containers"]
-                        [0]["env"];
-                    env.as_array_mut()
-                        .unwrap()
-                        .retain(|e| e["name"] != "HTTP_PORT");
-                }),
-            ),
-            (
-                "readinessProbe does not ask /readyz",
-                Box::new(|o| {
-                    find(o, "Deployment", "notifier")["spec"]["template"]["spec"]["containers"]
-                        [0]["readinessProbe"]["httpGet"]["path"] = json!("/healthz");
-                }),
-            ),
-            (
-                "lacks the gateway's route",
-                Box::new(|o| {
-                    o.retain(|x| !(x["kind"] == "Ingress" && x["metadata"]["name"] == "reader"));
-                }),
-            ),
-            (
-                "lacks the gateway's route",
-                Box::new(|o| {
-                    find(o, "Ingress", "notifier")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] =
-                        json!("on");
-                }),
-            ),
-            (
-                "allowPrivilegeEscalation is not false",
-                Box::new(|o| {
-                    find(o, "StatefulSet", "cassandra")["spec"]["template"]["spec"]["initContainers"]
-                        [0]["securityContext"]["allowPrivilegeEscalation"] = json!(true);
-                }),
-            ),
-            (
-                "the root filesystem is writable",
-                Box::new(|o| {
-                    find(o, "Deployment", "persister")["spec"]["template"]["spec"]["containers"]
-                        [0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
-                }),
-            ),
-            (
-                "but the repository pins apache/kafka",
-                Box::new(|o| {
-                    find(o, "StatefulSet", "kafka")["spec"]["template"]["spec"]["containers"][0]
-                        ["image"] = json!("apache/kafka:3.9.0");
-                }),
-            ),
-            (
-                "does not enforce the restricted",
-                Box::new(|o| {
-                    find(o, "Namespace", "kafka-cqrs")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] =
-                        json!("baseline");
-                }),
-            ),
-            (
-                "Grafana does not mount its dashboards",
-                Box::new(|o| {
-                    find(o, "Deployment", "grafana")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-                    .as_array_mut().unwrap().retain(|m| m["name"] != "dashboards");
-                }),
-            ),
-        ];
         let clean = minikube();
-        for (expected, break_it) in cases {
+        for line in BREAKAGES.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let [expected, object, from, to] = line.split(" | ").collect::<Vec<_>>()[..] else {
+                panic!("not a breakage: {line}");
+            };
+            let (kind, name) = object.split_once(' ').unwrap();
             let mut objects = clean.clone();
-            break_it(&mut objects);
+            let broken = find(&mut objects, kind, name);
+            let json = broken.to_string();
+            assert!(json.contains(from), "{object} has no {from}");
+            *broken = serde_json::from_str(&json.replace(from, to)).unwrap();
             let problems = cross_check(&objects).unwrap();
             assert!(
                 problems.iter().any(|p| p.contains(expected)),
@@ -1099,63 +923,71 @@ mod tests {
         read
     }
 
-    /// Every variable a Deployment sets is one its service reads (a misspelt name would be
-    /// ignored silently), and every variable whose default is a loopback address is set (a
-    /// pod's loopback has no Kafka or Cassandra).
+    /// Every variable a Deployment, or the Job that runs a service's program, sets is one
+    /// its program reads (a misspelt name would be ignored silently), and every variable
+    /// whose default is a loopback address is set (a pod's loopback has no Kafka or
+    /// Cassandra; the Job's, of those it uses); its arguments are ones the program takes (`persister migrate`); and all
+    /// of them use one keyspace.
     #[test]
     fn every_variable_a_service_reads_and_needs_is_set_and_none_other() {
         let objects = minikube();
-        let commands = [
-            ("producer", producer::Config::command()),
-            ("persister", persister::Config::command()),
-            ("reader", reader::Config::command()),
-            ("notifier", notifier::Config::command()),
+        let workloads = [
+            ("Deployment/producer", producer::Config::command()),
+            ("Deployment/persister", persister::Config::command()),
+            ("Deployment/reader", reader::Config::command()),
+            ("Deployment/notifier", notifier::Config::command()),
+            ("Job/cassandra-schema", persister::Config::command()),
         ];
-        assert_eq!(commands.len(), platform::SERVICES.len());
-        for (name, command) in commands {
-            let read = variables_read(command);
-            let container = deployment_container(&objects, name).unwrap();
+        assert_eq!(workloads.len(), platform::SERVICES.len() + 1);
+        let mut keyspaces = BTreeSet::new();
+        for (workload, command) in workloads {
+            let (_, template) = pod_templates(&objects)
+                .into_iter()
+                .find(|(id, _)| id == workload)
+                .unwrap_or_else(|| panic!("no {workload}"));
+            let container = &template["spec"]["containers"][0];
+            let args = container["args"].as_array().into_iter().flatten();
+            let args: Vec<&str> = args.filter_map(Value::as_str).collect();
+            let read = variables_read(command.clone());
+            let program = command.get_name().to_owned();
+            if let Err(error) = command.try_get_matches_from([program.as_str()].iter().chain(&args))
+            {
+                panic!("{workload} runs with {args:?}, which its program refuses: {error}");
+            }
             let set = env_of(container);
             for variable in set.keys() {
                 assert!(
                     read.contains_key(variable),
-                    "{name} sets {variable}, which it does not read"
+                    "{workload} sets {variable}, which it does not read"
                 );
             }
+            // `persister migrate` only talks to Cassandra.
+            let job = workload.starts_with("Job/");
             for (variable, default) in &read {
-                if default.as_deref().is_some_and(|d| d.contains("127.0.0.1")) {
+                if default.as_deref().is_some_and(|d| d.contains("127.0.0.1"))
+                    && (!job || variable.starts_with("CASSANDRA_"))
+                {
                     assert!(
                         set.contains_key(variable),
-                        "{name} does not set {variable} (default {default:?})"
+                        "{workload} does not set {variable} (default {default:?})"
                     );
                 }
             }
-            assert_eq!(
-                set.get("HTTP_PORT"),
-                Some(&platform::service(name).unwrap().port.to_string())
-            );
-        }
-    }
-
-    /// The rendered overlay, pinned. ConfigMap contents are shown by size only: the files
-    /// they come from are pinned by the staleness test of the generated files.
-    #[test]
-    fn the_rendered_minikube_overlay_is_pinned() {
-        let mut objects = minikube();
-        for object in &mut objects {
-            if object["kind"] == "ConfigMap" {
-                for (_, value) in object["data"].as_object_mut().into_iter().flatten() {
-                    let text = value.as_str().unwrap_or_default();
-                    *value = json!(format!("<{} lines>", text.lines().count()));
-                }
+            if let Some(Some(default)) = read.get("CASSANDRA_KEYSPACE") {
+                keyspaces.insert(set.get("CASSANDRA_KEYSPACE").unwrap_or(default).clone());
+            }
+            if let Some(name) = workload.strip_prefix("Deployment/") {
+                assert_eq!(
+                    set.get("HTTP_PORT"),
+                    Some(&platform::service(name).unwrap().port.to_string())
+                );
             }
         }
-        let mut text = String::new();
-        for object in &objects {
-            text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(object).unwrap());
-        }
-        insta::assert_snapshot!(text);
+        assert_eq!(
+            keyspaces.len(),
+            1,
+            "the workloads use the keyspaces {keyspaces:?}"
+        );
     }
 
     /// kubeconform and checkov, as the step runs them, reject what they should: the checks

@@ -10,7 +10,6 @@
 //! and stay there for reading after a failure, until the next cluster starts.
 
 use std::fs;
-use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,42 +19,20 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
+use super::{KUBECTL, KUBERNETES_VERSION, Kubectl, with_stdin};
 use crate::{cmd, paths, process, tools};
 
-/// The Kubernetes version of the control plane and kubectl (see the `go.mod`).
-pub const KUBERNETES_VERSION: &str = "v1.37.2";
-
-/// Version stamps: without them the programs report v0.0.0 and kubectl refuses to talk to
-/// the server. `-s -w` leaves out debug information (smaller, faster to link).
-const VERSION_LDFLAGS: &str = "-s -w \
-    -X k8s.io/component-base/version.gitVersion=v1.37.2 \
-    -X k8s.io/component-base/version.gitMajor=1 \
-    -X k8s.io/component-base/version.gitMinor=37 \
-    -X k8s.io/component-base/version.gitTreeState=clean \
-    -X k8s.io/client-go/pkg/version.gitVersion=v1.37.2";
-
-const CLUSTER_TOOLS: &str = "deployment/kubernetes/cluster-tools";
-
-/// kube-apiserver, kube-controller-manager and kube-scheduler, in `target/tools/kubernetes/`.
+/// kube-apiserver, kube-controller-manager and kube-scheduler of [`KUBERNETES_VERSION`],
+/// in `target/tools/kubernetes/`, from the module that builds kubectl.
 pub const CONTROL_PLANE: tools::GoTool = tools::GoTool {
     name: "kubernetes",
-    module_dir: CLUSTER_TOOLS,
     packages: &[
         "k8s.io/kubernetes/cmd/kube-apiserver",
         "k8s.io/kubernetes/cmd/kube-controller-manager",
         "k8s.io/kubernetes/cmd/kube-scheduler",
     ],
-    ldflags: VERSION_LDFLAGS,
     cold_build: "about 6 minutes and 3 GB of memory",
-};
-
-/// kubectl of the same version, on its own so that `cargo xtask deploy` builds no server.
-pub const KUBECTL: tools::GoTool = tools::GoTool {
-    name: "kubectl",
-    module_dir: CLUSTER_TOOLS,
-    packages: &["k8s.io/kubernetes/cmd/kubectl"],
-    ldflags: VERSION_LDFLAGS,
-    cold_build: "about 3 minutes (seconds after the control plane)",
+    ..KUBECTL
 };
 
 /// kwok, which plays the kubelet of simulated nodes.
@@ -90,11 +67,6 @@ const APISERVER_READY: Duration = Duration::from_secs(60);
 /// How long a process may take to stop on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
-/// Builds kubectl if needed and returns it.
-pub fn kubectl() -> Result<PathBuf> {
-    KUBECTL.ensure()
-}
-
 /// A running cluster; dropping it stops everything it started.
 #[derive(Debug)]
 pub struct Cluster {
@@ -120,7 +92,7 @@ impl Cluster {
     pub fn start() -> Result<Cluster> {
         let etcd = tools::require_program("etcd", "etcd-server")?;
         let openssl = tools::require_program("openssl", "openssl")?;
-        let kubectl = kubectl()?;
+        let kubectl = KUBECTL.ensure()?;
         let control_plane = CONTROL_PLANE.ensure()?;
 
         let base = paths::target_dir().join("kube-cluster");
@@ -249,7 +221,7 @@ impl Cluster {
         }
         cluster.apiserver_start = started.elapsed();
         eprintln!(
-            "kube-apiserver {KUBERNETES_VERSION} is ready ({:.1}s); kubeconfig: {}",
+            "kube-apiserver v{KUBERNETES_VERSION} is ready ({:.1}s); kubeconfig: {}",
             cluster.apiserver_start.as_secs_f64(),
             paths::display(&cluster.kubeconfig)
         );
@@ -526,30 +498,6 @@ fn kwok_stages() -> Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// Runs `command` with `input` on its stdin and returns its output.
-pub fn with_stdin(command: &mut Command, input: &str) -> Result<std::process::Output> {
-    cmd::echo(command);
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start `{}`", cmd::shell_line(command)))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    // Written from a thread: a large input must not block while the output fills its pipe.
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output()?;
-    let written = writer
-        .join()
-        .map_err(|_| anyhow!("the thread writing to a command's stdin panicked"))?;
-    // A command that failed may not have read all of its input: its message says why.
-    if output.status.success() {
-        written.with_context(|| format!("cannot write to `{}`", cmd::shell_line(command)))?;
-    }
-    Ok(output)
-}
-
 /// `N` loopback ports that are free now (the kernel picks them).
 fn free_ports<const N: usize>() -> Result<[u16; N]> {
     let listeners = (0..N)
@@ -573,15 +521,16 @@ fn rand_u128() -> Result<u128> {
 
 /// The "kubernetes cluster test" step of `cargo xtask test`: the rendered overlay against a
 /// real apiserver, first checked by the server (`--dry-run=server --warnings-as-errors`,
-/// Pod Security `restricted`), then deployed onto simulated nodes with `cargo xtask
-/// deploy`'s own code until every Deployment and StatefulSet is ready, and removed again
-/// with `cargo xtask undeploy`'s. Also proves that the server-side check rejects what it
-/// must, so that its passing means something.
+/// Pod Security `restricted`), then deployed onto simulated nodes with the code of `cargo
+/// xtask deploy` until every Deployment and StatefulSet is ready and every Job complete,
+/// deployed again with other images (so changed Jobs), and removed again with the code of
+/// `cargo xtask undeploy`. Also proves that the server-side check rejects what it must, so
+/// that its passing means something.
 pub fn test(overlay: &str) -> Result<()> {
     let started = Instant::now();
     let manifests = super::build(overlay)?;
     // Every tool first, so that no cluster waits while one builds.
-    kubectl()?;
+    KUBECTL.ensure()?;
     CONTROL_PLANE.ensure()?;
     KWOK.ensure()?;
     let tools_ready = started.elapsed();
@@ -632,22 +581,26 @@ pub fn test(overlay: &str) -> Result<()> {
         }
     }
 
-    // Phase 2: controllers, scheduler and simulated nodes; then the real deploy command.
+    // Phase 2: controllers, scheduler and simulated nodes; then what `deploy` runs, twice:
+    // the second time with other images, so that its Jobs change (a Job's pod template is
+    // immutable) after they completed.
     cluster.start_nodes(3)?;
+    let kubectl = Kubectl::new(Some(cluster.kubeconfig()), Some(CONTEXT))?;
     let deploying = Instant::now();
-    crate::deploy::run(&crate::deploy::Args {
-        target: crate::deploy::Target {
-            context: Some(CONTEXT.to_owned()),
-            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
-        },
-        load_images: false,
-        overlay: overlay.to_owned(),
-        timeout: 300,
-        // A tag of its own proves that deploy runs the images it was told to.
-        image_tag: Some("cluster-test".to_owned()),
-        test_cluster: false,
-    })?;
+    let timeout = Duration::from_secs(300);
+    // A tag of its own proves that deploy runs the images it was told to.
+    super::apply(
+        &kubectl,
+        &super::build_tagged(overlay, "cluster-test")?,
+        timeout,
+    )?;
     let deployed = deploying.elapsed();
+    super::apply(
+        &kubectl,
+        &super::build_tagged(overlay, "cluster-test-2")?,
+        timeout,
+    )
+    .context("a second deploy, whose Jobs changed, fails")?;
     // Read back, independently of kubectl's rollout status: every workload has all its
     // replicas ready.
     let workloads: serde_json::Value = serde_json::from_str(&quiet(cluster.kubectl().args([
@@ -678,32 +631,31 @@ pub fn test(overlay: &str) -> Result<()> {
         "All {} Deployments and StatefulSets report every replica ready.",
         workloads.len()
     );
-    let images = quiet(cluster.kubectl().args([
-        "-n",
-        ns,
-        "get",
-        "pods",
-        "-o",
-        "jsonpath={.items[*].spec.containers[*].image}",
-    ]))?;
-    let ours: Vec<&str> = images
-        .split_whitespace()
+    // The pods that stay (not those of the first deploy on their way out) run the images
+    // of the second, the Jobs' pods included.
+    let pods: serde_json::Value = serde_json::from_str(&quiet(
+        cluster
+            .kubectl()
+            .args(["-n", ns, "get", "pods", "-o", "json"]),
+    )?)?;
+    let pods = pods["items"].as_array().cloned().unwrap_or_default();
+    let ours: Vec<&str> = pods
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .flat_map(|p| p["spec"]["containers"].as_array().into_iter().flatten())
+        .filter_map(|c| c["image"].as_str())
         .filter(|i| i.starts_with("kafka-cqrs/"))
         .collect();
-    if ours.is_empty() || ours.iter().any(|i| !i.ends_with(":cluster-test")) {
-        bail!("the pods do not run the project's images tagged by --image-tag: {ours:?}");
+    if !ours.iter().any(|i| i.starts_with("kafka-cqrs/persister:"))
+        || ours.iter().any(|i| !i.ends_with(":cluster-test-2"))
+    {
+        bail!("the pods do not run the project's images of the second deploy: {ours:?}");
     }
     let memory = cluster.memory();
 
     // `cargo xtask undeploy` leaves nothing of the namespace.
     let undeploying = Instant::now();
-    crate::deploy::undeploy(&crate::deploy::UndeployArgs {
-        target: crate::deploy::Target {
-            context: Some(CONTEXT.to_owned()),
-            kubeconfig: Some(cluster.kubeconfig().to_path_buf()),
-        },
-        overlay: overlay.to_owned(),
-    })?;
+    super::delete(&kubectl, &manifests)?;
     let left = cmd::output(cluster.kubectl().args(["get", "namespace", ns]))?;
     if left.status.success() {
         bail!("after `undeploy`, the namespace {ns} still exists");
