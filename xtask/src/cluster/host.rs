@@ -43,12 +43,17 @@ const SYSCTLS: [&str; 9] = [
 ];
 
 /// Directories the node may create outside the state directory; removed at `down` when
-/// they did not exist before `up`.
-const HOST_DIRS: [&str; 4] = [
+/// they did not exist before `up`. (Image storage, /var/lib/containers, is buildah's, as
+/// for `cargo xtask image`, and stays.)
+const HOST_DIRS: [&str; 6] = [
     "/run/containerd",
     "/var/log/containers",
     "/var/log/pods",
     "/var/lib/cni",
+    // The kubelet's device plugin socket directory, which no flag moves.
+    "/var/lib/kubelet",
+    // util-linux's record of mount options, written by the `umount`s of `down`.
+    "/run/mount",
 ];
 
 /// Saves what `down` restores, then creates the bridge (with the node's address, so that

@@ -391,6 +391,9 @@ fn start_apiserver(layout: &Layout, programs: &build::Programs) -> Result<()> {
         .arg(pki.join("apiserver-kubelet-client.key"))
         .arg("--token-auth-file")
         .arg(pki.join("tokens.csv"))
+        // The kubelet by its address: its name would be looked up in the host's DNS,
+        // which is off this machine.
+        .args(["--kubelet-preferred-address-types", "InternalIP"])
         .args(["--authorization-mode", "Node,RBAC"])
         .args(["--enable-admission-plugins", "NodeRestriction"])
         .args([
