@@ -193,10 +193,11 @@ impl World {
         fs::read_to_string(self.bin().join("e2e_calls")).unwrap_or_default()
     }
 
-    /// Runs `cargo xtask ec2 ARGS` with a clean environment: the stand-ins first on the
-    /// PATH (then only /usr/bin and /bin: this machine has a terraform in /usr/local/bin),
-    /// an empty HOME, and fake AWS credentials unless `credentials` is false.
-    fn xtask_with(&self, args: &[&str], credentials: bool) -> Output {
+    /// Runs `cargo xtask ec2 LINE` (its words split at spaces, as a user types them) with
+    /// a clean environment: the stand-ins first on the PATH (then only /usr/bin and /bin:
+    /// this machine has a terraform in /usr/local/bin), an empty HOME, and fake AWS
+    /// credentials unless `credentials` is false.
+    fn xtask_with(&self, line: &str, credentials: bool) -> Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .env_clear()
@@ -205,7 +206,7 @@ impl World {
             .arg("ec2")
             .arg("--terraform-dir")
             .arg(self.terraform())
-            .args(args);
+            .args(line.split_whitespace());
         if credentials {
             command
                 .env("AWS_ACCESS_KEY_ID", "test-key-id")
@@ -214,8 +215,8 @@ impl World {
         command.output().unwrap()
     }
 
-    fn xtask(&self, args: &[&str]) -> Output {
-        self.xtask_with(args, true)
+    fn xtask(&self, line: &str) -> Output {
+        self.xtask_with(line, true)
     }
 
     fn settings(&self, env: &str) -> Value {
@@ -233,6 +234,21 @@ fn shown(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     text.lines().map(|l| format!("> {l}\n")).collect()
+}
+
+/// Asserts that the command failed, saying `says`.
+#[track_caller]
+fn fails_saying(output: &Output, says: &str) {
+    assert!(
+        !output.status.success() && stderr(output).contains(says),
+        "should fail saying {says:?}\n{}",
+        shown(output)
+    );
+}
+
+#[track_caller]
+fn succeeded(output: &Output) {
+    assert!(output.status.success(), "{}", shown(output));
 }
 
 fn stderr(output: &Output) -> String {
@@ -266,34 +282,17 @@ fn http_server(status: u16, environment: Option<&str>) -> String {
     url
 }
 
-const SWITCH_TO_GREEN: &[&str] = &[
-    "switch",
-    "--to",
-    "green",
-    "--domain",
-    "demo.example.com",
-    "--email",
-    "ops@example.com",
-    "--key-name",
-    "demo-key",
-    "--admin-cidr",
-    "203.0.113.7/32",
-    "--yes",
-    "--wait",
-    "4",
-];
+const SWITCH_TO_GREEN: &str = "switch --to green --domain demo.example.com --email \
+    ops@example.com --key-name demo-key --admin-cidr 203.0.113.7/32 --yes --wait 4";
 
 #[test]
 fn switch_refuses_when_the_target_does_not_answer_its_health_checks() {
     let world = World::new();
     world.app("green", &http_server(503, None));
     let output = world.xtask(SWITCH_TO_GREEN);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output)
-            .contains("refusing to switch to green: it does not answer its health checks"),
-        "{}",
-        shown(&output)
+    fails_saying(
+        &output,
+        "refusing to switch to green: it does not answer its health checks",
     );
     assert!(
         stderr(&output).contains("/producer/healthz answered 503"),
@@ -323,12 +322,7 @@ fn switch_refuses_when_nothing_listens_at_the_target() {
         .port();
     world.app("green", &format!("http://127.0.0.1:{port}"));
     let output = world.xtask(SWITCH_TO_GREEN);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains("refusing to switch to green"),
-        "{}",
-        shown(&output)
-    );
+    fails_saying(&output, "refusing to switch to green");
     assert!(
         !world.calls().contains(" apply"),
         "applied anyway:\n{}",
@@ -343,13 +337,11 @@ fn switch_refuses_when_the_e2e_tests_fail_against_the_target() {
     world.app("green", &gateway);
     fs::write(world.bin().join("e2e_exit"), "1").unwrap();
     let output = world.xtask(SWITCH_TO_GREEN);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains(&format!(
+    fails_saying(
+        &output,
+        &format!(
             "refusing to switch to green: `cargo xtask e2e --gateway {gateway}` failed (3 passed, 1 failed)"
-        )),
-        "{}",
-        shown(&output)
+        ),
     );
     assert!(
         world
@@ -380,7 +372,7 @@ fn switch_re_points_the_proxy_once_the_target_passes() {
     .unwrap();
 
     let output = world.xtask(SWITCH_TO_GREEN);
-    assert!(output.status.success(), "{}", shown(&output));
+    succeeded(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("green is live"));
     assert!(
         world
@@ -419,13 +411,8 @@ fn switch_fails_when_the_proxy_keeps_serving_the_old_environment() {
     )
     .unwrap();
     let output = world.xtask(SWITCH_TO_GREEN);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains("the proxy was told to serve green, but")
-            && stderr(&output).contains("still answers: 200 from blue"),
-        "{}",
-        shown(&output)
-    );
+    fails_saying(&output, "the proxy was told to serve green, but");
+    fails_saying(&output, "still answers: 200 from blue");
 }
 
 #[test]
@@ -438,29 +425,27 @@ fn down_never_destroys_the_live_environment_without_force() {
         json!({ "live_env": "green", "proxy_url": "http://127.0.0.1:9" }),
     );
 
-    let output = world.xtask(&["down", "--env", "green", "--yes"]);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains("refusing to destroy green: it is live behind the TLS proxy"),
-        "{}",
-        shown(&output)
+    let output = world.xtask("down --env green --yes");
+    fails_saying(
+        &output,
+        "refusing to destroy green: it is live behind the TLS proxy",
     );
     assert!(!world.calls().contains(" destroy"), "{}", world.calls());
 
-    let output = world.xtask(&["down", "--env", "proxy", "--yes"]);
+    let output = world.xtask("down --env proxy --yes");
     assert!(!output.status.success(), "{}", shown(&output));
     assert!(!world.calls().contains(" destroy"), "{}", world.calls());
 
-    let output = world.xtask(&["down", "--env", "blue", "--yes"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("down --env blue --yes");
+    succeeded(&output);
     assert!(
         world.ran("blue", "blue", "destroy -input=false -auto-approve"),
         "{}",
         world.calls()
     );
 
-    let output = world.xtask(&["down", "--env", "green", "--force", "--yes"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("down --env green --force --yes");
+    succeeded(&output);
     assert_eq!(
         world.calls().matches(" destroy ").count(),
         2,
@@ -477,37 +462,21 @@ fn up_never_changes_the_live_environment_without_force() {
         "proxy",
         json!({ "live_env": "green", "proxy_url": "http://127.0.0.1:9" }),
     );
-    let up = |git_ref: &'static str, force: bool| {
-        let mut args = vec![
-            "up",
-            "--env",
-            "green",
-            "--repo-url",
-            "https://git.example.com/kafka-cqrs.git",
-            "--git-ref",
-            git_ref,
-            "--key-name",
-            "k",
-            "--admin-cidr",
-            "203.0.113.7/32",
-            "--yes",
-        ];
-        if force {
-            args.push("--force");
-        }
-        world.xtask(&args)
+    let up = |git_ref: &str, force: &str| {
+        world.xtask(&format!(
+            "up --env green --repo-url https://git.example.com/kafka-cqrs.git --git-ref {git_ref} \
+             --key-name k --admin-cidr 203.0.113.7/32 --yes {force}"
+        ))
     };
-    let output = up("v2", false);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains("refusing to change green: it is live behind the TLS proxy"),
-        "{}",
-        shown(&output)
+    let output = up("v2", "");
+    fails_saying(
+        &output,
+        "refusing to change green: it is live behind the TLS proxy",
     );
     assert!(!world.calls().contains(" apply"), "{}", world.calls());
 
-    let output = up("v2", true);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = up("v2", "--force");
+    succeeded(&output);
     assert_eq!(
         world.calls().matches(" apply ").count(),
         1,
@@ -515,8 +484,8 @@ fn up_never_changes_the_live_environment_without_force() {
         world.calls()
     );
     // The same settings again change nothing, so they need no --force.
-    let output = up("v2", false);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = up("v2", "");
+    succeeded(&output);
 }
 
 #[test]
@@ -525,13 +494,8 @@ fn down_refuses_when_it_cannot_tell_which_environment_is_live() {
     // The proxy's state cannot be read: its outputs are not JSON.
     world.deployed("proxy", json!({}));
     fs::write(world.bin().join("proxy.json"), "garbage").unwrap();
-    let output = world.xtask(&["down", "--env", "blue", "--yes"]);
-    assert!(!output.status.success(), "{}", shown(&output));
-    assert!(
-        stderr(&output).contains("cannot tell which environment is live"),
-        "{}",
-        shown(&output)
-    );
+    let output = world.xtask("down --env blue --yes");
+    fails_saying(&output, "cannot tell which environment is live");
     assert!(!world.calls().contains(" destroy"), "{}", world.calls());
 }
 
@@ -544,8 +508,8 @@ fn status_shows_both_environments_and_which_is_live() {
         "proxy",
         json!({ "live_env": "blue", "proxy_url": http_server(200, Some("blue")), "instance_id": "i-proxy" }),
     );
-    let output = world.xtask(&["status"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("status");
+    succeeded(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = |env: &str| {
         stdout
@@ -570,8 +534,8 @@ fn status_shows_both_environments_and_which_is_live() {
 #[test]
 fn status_says_what_is_not_deployed() {
     let world = World::new();
-    let output = world.xtask(&["status"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("status");
+    succeeded(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout.matches("not deployed").count(), 3, "{stdout}");
     assert!(stdout.contains("live: none"), "{stdout}");
@@ -583,8 +547,8 @@ fn status_says_what_is_not_deployed() {
 fn logs_runs_the_environments_log_command() {
     let world = World::new();
     world.app("blue", "http://127.0.0.1:9");
-    let output = world.xtask(&["logs", "--env", "blue"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("logs --env blue");
+    succeeded(&output);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "tail of the blue log\n"
@@ -595,22 +559,11 @@ fn logs_runs_the_environments_log_command() {
 fn up_applies_with_the_settings_it_remembers() {
     let world = World::new();
     world.app("blue", "http://127.0.0.1:9");
-    let up = [
-        "up",
-        "--env",
-        "blue",
-        "--repo-url",
-        "https://git.example.com/kafka-cqrs.git",
-        "--git-ref",
-        "v1.2.3",
-        "--key-name",
-        "demo-key",
-        "--admin-cidr",
-        "203.0.113.7/32",
-        "--yes",
-    ];
-    let output = world.xtask(&up);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask(
+        "up --env blue --repo-url https://git.example.com/kafka-cqrs.git --git-ref v1.2.3 \
+         --key-name demo-key --admin-cidr 203.0.113.7/32 --yes",
+    );
+    succeeded(&output);
     // Blue is a workspace of the app root, created on first use.
     assert!(
         world.ran("-", "blue", "workspace select -or-create blue"),
@@ -638,8 +591,8 @@ fn up_applies_with_the_settings_it_remembers() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("echo tail of the blue log"));
 
     // The second time, the key pair and CIDR are remembered.
-    let output = world.xtask(&["up", "--env", "blue", "--git-ref", "v1.2.4", "--yes"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("up --env blue --git-ref v1.2.4 --yes");
+    succeeded(&output);
     assert_eq!(world.settings("blue")["git_ref"], "v1.2.4");
     assert_eq!(world.settings("blue")["key_name"], "demo-key");
 }
@@ -647,83 +600,37 @@ fn up_applies_with_the_settings_it_remembers() {
 #[test]
 fn clear_errors_before_anything_is_applied() {
     let world = World::new();
-    let cases: [(&[&str], bool, &str); 5] = [
+    const REPO: &str = "--repo-url https://git.example.com/kafka-cqrs.git --git-ref main";
+    let cases = [
         (
-            &["--tool", "terraform", "status"],
+            "--tool terraform status".to_string(),
             true,
             "cannot find terraform on the PATH",
         ),
         (
-            &[
-                "up",
-                "--env",
-                "blue",
-                "--git-ref",
-                "main",
-                "--repo-url",
-                "https://git.example.com/kafka-cqrs.git",
-                "--key-name",
-                "k",
-                "--admin-cidr",
-                "203.0.113.7/32",
-            ],
+            format!("up --env blue {REPO} --key-name k --admin-cidr 203.0.113.7/32"),
             false,
             "no AWS credentials found",
         ),
         (
-            &[
-                "up",
-                "--env",
-                "blue",
-                "--git-ref",
-                "main",
-                "--repo-url",
-                "https://git.example.com/kafka-cqrs.git",
-                "--admin-cidr",
-                "203.0.113.7/32",
-            ],
+            format!("up --env blue {REPO} --admin-cidr 203.0.113.7/32"),
             true,
             "no key name: pass --key-name NAME",
         ),
         (
-            &[
-                "up",
-                "--env",
-                "green",
-                "--git-ref",
-                "main",
-                "--repo-url",
-                "https://git.example.com/kafka-cqrs.git",
-                "--key-name",
-                "k",
-            ],
+            format!("up --env green {REPO} --key-name k"),
             true,
             "no admin cidr: pass --admin-cidr CIDR",
         ),
         (
-            &[
-                "switch",
-                "--to",
-                "green",
-                "--domain",
-                "demo.example.com",
-                "--key-name",
-                "k",
-                "--admin-cidr",
-                "203.0.113.7/32",
-            ],
+            "switch --to green --domain demo.example.com --key-name k --admin-cidr 203.0.113.7/32"
+                .to_string(),
             true,
             "no email: a domain needs --email ADDRESS",
         ),
     ];
     for (args, credentials, says) in cases {
-        let output = world.xtask_with(args, credentials);
-        assert!(!output.status.success(), "{args:?}\n{}", shown(&output));
-        assert!(
-            stderr(&output).contains(says),
-            "{args:?} should say {says:?}\n{}",
-            shown(&output)
-        );
+        fails_saying(&world.xtask_with(&args, credentials), says);
     }
     assert_eq!(world.calls(), "", "the stand-in tofu ran");
 }
@@ -735,8 +642,8 @@ fn the_stand_in_is_run_the_way_the_real_tool_is() {
     for env in ["blue", "green", "proxy"] {
         world.deployed(env, json!({}));
     }
-    let output = world.xtask(&["status"]);
-    assert!(output.status.success(), "{}", shown(&output));
+    let output = world.xtask("status");
+    succeeded(&output);
     for (workspace, env) in [("blue", "blue"), ("green", "green"), ("default", "proxy")] {
         assert!(
             world.ran(workspace, env, "output -json"),
@@ -751,32 +658,18 @@ fn up_clones_over_https_and_never_keeps_credentials() {
     let world = World::new();
     world.app("blue", "http://127.0.0.1:9");
     let up = |url: &str| {
-        world.xtask(&[
-            "up",
-            "--env",
-            "blue",
-            "--repo-url",
-            url,
-            "--git-ref",
-            "main",
-            "--key-name",
-            "k",
-            "--admin-cidr",
-            "203.0.113.7/32",
-            "--yes",
-        ])
+        world.xtask(&format!(
+            "up --env blue --repo-url {url} --git-ref main --key-name k \
+             --admin-cidr 203.0.113.7/32 --yes"
+        ))
     };
     for url in [
         "https://user:s3cret@github.com/owner/repo.git",
         "https://s3cret@github.com/owner/repo.git",
     ] {
         let output = up(url);
-        assert!(!output.status.success(), "{}", shown(&output));
-        assert!(
-            stderr(&output).contains("it holds credentials") && !stderr(&output).contains("s3cret"),
-            "{}",
-            shown(&output)
-        );
+        fails_saying(&output, "it holds credentials");
+        assert!(!stderr(&output).contains("s3cret"), "{}", shown(&output));
     }
     assert_eq!(world.calls(), "", "the stand-in tofu ran");
     assert!(
@@ -787,7 +680,7 @@ fn up_clones_over_https_and_never_keeps_credentials() {
     // An SSH origin becomes the https URL of the same repository: the host reaches
     // HTTP(S) only.
     let output = up("git@github.com:owner/repo.git");
-    assert!(output.status.success(), "{}", shown(&output));
+    succeeded(&output);
     assert_eq!(
         world.settings("blue")["repo_url"],
         "https://github.com/owner/repo.git"

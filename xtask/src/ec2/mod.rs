@@ -77,51 +77,57 @@ struct Access {
     yes: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// The environment to create or update.
+    #[arg(long, value_enum)]
+    env: AppEnv,
+    /// HTTPS URL the host clones (default: this checkout's `origin` remote; an SSH URL
+    /// becomes the same repository's https URL, as the host reaches HTTP(S) only; a URL
+    /// with credentials is refused, as it would be kept in user data and state).
+    #[arg(long, value_name = "URL")]
+    repo_url: Option<String>,
+    /// Branch, tag or commit to run (default: this checkout's HEAD, which must be
+    /// pushed).
+    #[arg(long, value_name = "REF")]
+    git_ref: Option<String>,
+    /// EC2 instance type (default t3.xlarge).
+    #[arg(long, env = "TF_VAR_instance_type")]
+    instance_type: Option<String>,
+    /// Change the live environment in place (a new ref replaces its host: downtime).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    access: Access,
+}
+
+#[derive(Debug, clap::Args)]
+struct SwitchArgs {
+    /// The environment to make live.
+    #[arg(long, value_enum)]
+    to: AppEnv,
+    /// The domain the proxy serves (its A record must point at the proxy's public_ip).
+    #[arg(long, env = "TF_VAR_domain")]
+    domain: Option<String>,
+    /// Contact address for the Let's Encrypt certificate of the domain.
+    #[arg(long, env = "TF_VAR_email")]
+    email: Option<String>,
+    /// How long to wait for the proxy to serve the new environment.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    wait: u64,
+    #[command(flatten)]
+    access: Access,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// Create or update an environment: an EC2 host that builds and runs the platform
     /// (ready about 20 minutes later; follow it with `logs`).
-    Up {
-        /// The environment to create or update.
-        #[arg(long, value_enum)]
-        env: AppEnv,
-        /// HTTPS URL the host clones (default: this checkout's `origin` remote; an SSH URL
-        /// becomes the same repository's https URL, as the host reaches HTTP(S) only; a URL
-        /// with credentials is refused, as it would be kept in user data and state).
-        #[arg(long, value_name = "URL")]
-        repo_url: Option<String>,
-        /// Branch, tag or commit to run (default: this checkout's HEAD, which must be
-        /// pushed).
-        #[arg(long, value_name = "REF")]
-        git_ref: Option<String>,
-        /// EC2 instance type (default t3.xlarge).
-        #[arg(long, env = "TF_VAR_instance_type")]
-        instance_type: Option<String>,
-        /// Change the live environment in place (a new ref replaces its host: downtime).
-        #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        access: Access,
-    },
+    Up(UpArgs),
     /// Point the TLS proxy at an environment, after it passed its health checks through
     /// its own gateway and `cargo xtask e2e --gateway` against it. Creates the proxy on
     /// first use.
-    Switch {
-        /// The environment to make live.
-        #[arg(long, value_enum)]
-        to: AppEnv,
-        /// The domain the proxy serves (its A record must point at the proxy's public_ip).
-        #[arg(long, env = "TF_VAR_domain")]
-        domain: Option<String>,
-        /// Contact address for the Let's Encrypt certificate of the domain.
-        #[arg(long, env = "TF_VAR_email")]
-        email: Option<String>,
-        /// How long to wait for the proxy to serve the new environment.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        wait: u64,
-        #[command(flatten)]
-        access: Access,
-    },
+    Switch(SwitchArgs),
     /// Destroy an environment, or the proxy; the live one (and the proxy) only with --force.
     Down {
         /// The environment to destroy.
@@ -158,34 +164,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let tofu = Tofu::find(args.tool, &root)?;
     match args.command {
-        Action::Up {
-            env,
-            repo_url,
-            git_ref,
-            instance_type,
-            force,
-            access,
-        } => up(
-            &tofu,
-            env.into(),
-            (repo_url, git_ref, instance_type),
-            force,
-            &access,
-        ),
-        Action::Switch {
-            to,
-            domain,
-            email,
-            wait,
-            access,
-        } => switch(
-            &tofu,
-            to.into(),
-            domain,
-            email,
-            Duration::from_secs(wait),
-            &access,
-        ),
+        Action::Up(args) => up(&tofu, args),
+        Action::Switch(args) => switch(&tofu, args),
         Action::Down { env, force, yes } => down(&tofu, env, force, yes),
         Action::Status => status(&tofu),
         Action::Logs { env } => logs(&tofu, env),
@@ -216,16 +196,16 @@ const KEY_NAME_HOW: &str = "pass --key-name NAME (or set TF_VAR_key_name) with t
 const ADMIN_CIDR_HOW: &str = "pass --admin-cidr CIDR (or set TF_VAR_admin_cidr), e.g. your \
     public address with /32 (`curl -s https://checkip.amazonaws.com`)";
 
-/// What `up` deploys: the repository URL, the git ref and the instance type.
-type Deployment = (Option<String>, Option<String>, Option<String>);
-
-fn up(
-    tofu: &Tofu,
-    env: Env,
-    (repo_url, git_ref, instance_type): Deployment,
-    force: bool,
-    access: &Access,
-) -> Result<()> {
+fn up(tofu: &Tofu, args: UpArgs) -> Result<()> {
+    let UpArgs {
+        env,
+        repo_url,
+        git_ref,
+        instance_type,
+        force,
+        access,
+    } = args;
+    let env = Env::from(env);
     tofu::require_aws_credentials()?;
     let remembered = tofu.settings(env)?;
     let mut settings = remembered.clone();
@@ -412,14 +392,15 @@ fn pushed_head() -> Result<String> {
     Ok(head)
 }
 
-fn switch(
-    tofu: &Tofu,
-    to: Env,
-    domain: Option<String>,
-    email: Option<String>,
-    wait: Duration,
-    access: &Access,
-) -> Result<()> {
+fn switch(tofu: &Tofu, args: SwitchArgs) -> Result<()> {
+    let SwitchArgs {
+        to,
+        domain,
+        email,
+        wait,
+        access,
+    } = args;
+    let (to, wait) = (Env::from(to), Duration::from_secs(wait));
     tofu::require_aws_credentials()?;
     let mut settings = tofu.settings(Env::Proxy)?;
     settle(

@@ -91,7 +91,7 @@ impl Tofu {
             None => vec![ToolKind::Tofu, ToolKind::Terraform],
         };
         for kind in &kinds {
-            if let Some(program) = on_path(kind.program()) {
+            if let Some(program) = crate::tools::find_program(kind.program()) {
                 return Ok(Tofu {
                     program,
                     root: root.to_path_buf(),
@@ -255,14 +255,6 @@ impl Outputs {
         self.get(name)
             .with_context(|| format!("{env} has no output `{name}`: is it deployed?"))
     }
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// Fails with what to do when no AWS credentials can be found: the environment variables
