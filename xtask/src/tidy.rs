@@ -386,13 +386,21 @@ fn xtask_modules_form_no_cycle() {
             continue;
         }
         let text = fs::read_to_string(&path).unwrap();
-        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
         let used = uses.entry(top.clone()).or_default();
         for (_, line) in code_lines(code) {
             for (i, _) in line.match_indices("crate::") {
                 let rest = &line[i + "crate::".len()..];
                 let names: Vec<&str> = match rest.strip_prefix('{') {
-                    Some(list) => list.split('}').next().unwrap_or_default().split(',').collect(),
+                    Some(list) => list
+                        .split('}')
+                        .next()
+                        .unwrap_or_default()
+                        .split(',')
+                        .collect(),
                     None => vec![rest],
                 };
                 for name in names {
@@ -441,5 +449,38 @@ fn xtask_modules_form_no_cycle() {
         cycles.is_empty(),
         "xtask's modules use each other in a cycle (move the shared piece into a module both \
          use): {cycles:#?}"
+    );
+}
+
+/// The reader runs no DDL: it neither applies the schema's migrations nor holds the writer
+/// (the schema is the persister's; ARCHITECTURE.md, "Invariants").
+#[test]
+fn the_reader_runs_no_ddl() {
+    const DDL: [&str; 7] = [
+        "migrations::",
+        "schema::",
+        "DocumentWriter",
+        "CREATE ",
+        "ALTER ",
+        "DROP ",
+        "TRUNCATE ",
+    ];
+    let offenders: Vec<String> = files(&[".rs"])
+        .into_iter()
+        .filter(|p| {
+            let path = relative(p);
+            path.starts_with("services/reader/src/") || path == "libs/store/src/read.rs"
+        })
+        .flat_map(|p| {
+            let text = fs::read_to_string(&p).unwrap();
+            code_lines(&text)
+                .filter(|(_, code)| DDL.iter().any(|word| code.contains(word)))
+                .map(|(n, code)| format!("{}:{n}: {}", relative(&p), code.trim()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "the reader runs no DDL; the schema is the persister's: {offenders:#?}"
     );
 }
