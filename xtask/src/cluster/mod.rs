@@ -683,6 +683,16 @@ fn status(layout: &Layout) -> Result<()> {
         "containerd shims",
         shims.len()
     );
+    // Every pod's containers and sandboxes, as their memory cgroup counts them.
+    if let Ok(bytes) = fs::read_to_string("/sys/fs/cgroup/memory/kubepods/memory.usage_in_bytes")
+        && let Ok(bytes) = bytes.trim().parse::<u64>()
+    {
+        println!(
+            "  {:<24} {} MiB (memory cgroup kubepods)",
+            "pods",
+            bytes / (1024 * 1024)
+        );
+    }
     if !all {
         println!("\nNot (fully) running: `cargo xtask cluster up` starts it.");
         return Ok(());
