@@ -17,16 +17,16 @@ use crate::{cmd, paths, tools};
 
 /// A Go build of its own (the shared `GoTool` knows neither cgo switches nor build tags):
 /// rebuilt only when the pinning `go.sum`, the packages or the switches change.
-struct GoBuild {
-    name: &'static str,
-    module_dir: &'static str,
-    packages: &'static [&'static str],
+pub struct GoBuild {
+    pub name: &'static str,
+    pub module_dir: &'static str,
+    pub packages: &'static [&'static str],
     /// `CGO_ENABLED`: "1" for containerd (as its own release builds), "0" for a program
     /// that must be static for a FROM-scratch image.
-    cgo: &'static str,
-    tags: &'static str,
-    ldflags: &'static str,
-    cold_build: &'static str,
+    pub cgo: &'static str,
+    pub tags: &'static str,
+    pub ldflags: &'static str,
+    pub cold_build: &'static str,
 }
 
 const CONTAINERD: GoBuild = GoBuild {
@@ -81,7 +81,7 @@ const IMAGE_PROGRAMS: GoBuild = GoBuild {
 };
 
 impl GoBuild {
-    fn ensure(&self) -> Result<PathBuf> {
+    pub fn ensure(&self) -> Result<PathBuf> {
         let module = paths::root().join(self.module_dir);
         let sum = fs::read_to_string(module.join("go.sum"))
             .with_context(|| format!("cannot read {}/go.sum", self.module_dir))?;

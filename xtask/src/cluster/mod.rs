@@ -16,7 +16,7 @@
 //! stops everything, undoes every change to the host (mounts, network namespaces, the
 //! bridge, iptables chains, cgroups, sysctls) and then checks that nothing is left.
 
-mod build;
+pub mod build;
 mod config;
 mod host;
 mod proof;

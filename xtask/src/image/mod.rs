@@ -7,6 +7,7 @@
 mod minikube;
 pub mod podman;
 pub mod smoke;
+pub mod third_party;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,11 @@ pub struct Args {
     /// test`; they need the local Kafka and Cassandra).
     #[arg(long)]
     pub test: bool,
+    /// Build only the local stand-ins of the third-party images (Kafka, Cassandra,
+    /// Prometheus, Jaeger), which cannot be pulled here: a Debian rootfs (mmdebstrap) with
+    /// the same jars as the local servers, or the same Go programs, FROM scratch.
+    #[arg(long, conflicts_with_all = ["load", "test"])]
+    pub third_party: bool,
 }
 
 impl Args {
@@ -164,6 +170,9 @@ pub struct Built {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if args.third_party {
+        return third_party::build().map(drop);
+    }
     let built = build(args.profile())?;
     if args.test {
         let (_podman_api, mut tests) = smoke::prepare_for(&built)?;
