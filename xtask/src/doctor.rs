@@ -360,6 +360,15 @@ pub const TOOLS: &[Tool] = &[
         why: "the images' static binaries",
     },
     Tool {
+        name: "uidmap",
+        probe: Probe::Program("newuidmap", &[]),
+        minimum: None,
+        needed_by: &[Image],
+        install: Install::Apt("uidmap"),
+        sometimes: true,
+        why: "podman and buildah as a user other than root (the EC2 host)",
+    },
+    Tool {
         name: "minikube",
         probe: Probe::Program("minikube", &["version"]),
         minimum: None,
@@ -465,8 +474,14 @@ fn first_version(text: &str) -> Option<String> {
 }
 
 /// Whether dotted `version` is at least `minimum` (missing parts count as 0).
-fn at_least(version: &str, minimum: &str) -> bool {
-    let parts = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+pub(crate) fn at_least(version: &str, minimum: &str) -> bool {
+    // A leading `v` or `go` (`v1.26.8`, `go1.26`) is no part of the number.
+    let parts = |v: &str| -> Vec<u64> {
+        v.trim_start_matches(|c: char| !c.is_ascii_digit())
+            .split('.')
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
     let (mut have, mut need) = (parts(version), parts(minimum));
     let len = have.len().max(need.len());
     have.resize(len, 0);
@@ -723,6 +738,7 @@ mod tests {
         assert!(at_least("1.26.8", "1.24"));
         assert!(!at_least("1.19.8", "1.24"));
         assert!(at_least("17", "17"));
+        assert!(at_least("v1.26.8", "go1.26"));
     }
 
     #[test]

@@ -120,7 +120,6 @@ fn main() -> ExitCode {
         Command::Test(_) => Some(doctor::Verb::Test),
         Command::Image(_) => Some(doctor::Verb::Image),
         Command::Deploy(_) => Some(doctor::Verb::Deploy),
-        Command::Ec2(_) => Some(doctor::Verb::Ec2),
         Command::Bench(_) => Some(doctor::Verb::Bench),
         Command::Fuzz(_) => Some(doctor::Verb::Fuzz),
         Command::Chaos(_) => Some(doctor::Verb::Chaos),

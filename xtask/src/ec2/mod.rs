@@ -160,6 +160,9 @@ pub fn run(args: Args) -> Result<()> {
         .terraform_dir
         .unwrap_or_else(|| paths::root().join("terraform"));
     if let Action::Check = args.command {
+        // Only the checks need Go (tofu, tflint) and shellcheck; the other verbs run the
+        // Terraform program the user has.
+        crate::doctor::require(crate::doctor::Verb::Ec2)?;
         return check::run();
     }
     let tofu = Tofu::find(args.tool, &root)?;

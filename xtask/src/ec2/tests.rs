@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::check::{REFUSED, USER_DATA};
 use super::{checked_ref, clone_url};
-use crate::doctor::{Install, TOOLS, Verb};
+use crate::doctor::{Install, TOOLS, Verb, at_least};
 use crate::paths;
 
 const HOST: &str = "terraform/modules/app_host/user_data/host.sh.tftpl";
@@ -49,20 +49,6 @@ fn block<'a>(text: &'a str, header: &str) -> &'a str {
         }
     }
     panic!("{header}: unclosed block")
-}
-
-/// Dotted versions compared by number (`v1.26.8`, `22`); missing parts count as 0.
-fn at_least(version: &str, minimum: &str) -> bool {
-    let parts = |v: &str| -> Vec<u64> {
-        let mut p: Vec<u64> = v
-            .trim_start_matches(['v', 'g', 'o'])
-            .split('.')
-            .map(|p| p.parse().unwrap())
-            .collect();
-        p.resize(4, 0);
-        p
-    };
-    parts(version) >= parts(minimum)
 }
 
 /// The packages of the script's `apt-get install` lines (continued lines included).
