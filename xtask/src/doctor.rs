@@ -369,6 +369,15 @@ pub const TOOLS: &[Tool] = &[
         why: "podman and buildah as a user other than root (the EC2 host)",
     },
     Tool {
+        name: "mmdebstrap",
+        probe: Probe::Program("mmdebstrap", &["--version"]),
+        minimum: None,
+        needed_by: &[Image],
+        install: Install::Apt("mmdebstrap"),
+        sometimes: true,
+        why: "`image --third-party`: the Debian rootfs of the Kafka and Cassandra stand-ins",
+    },
+    Tool {
         name: "minikube",
         probe: Probe::Program("minikube", &["version"]),
         minimum: None,

@@ -276,6 +276,40 @@ pub fn import(layout: &Layout, programs: &Programs, images: &Images) -> Result<(
     Ok(())
 }
 
+/// Copies images from the local storage into the running cluster's containerd.
+pub fn load(layout: &Layout, references: &[String]) -> Result<()> {
+    if super::COMPONENTS[4].pids(layout)?.is_empty() {
+        bail!("the cluster's containerd does not run: start it with `cargo xtask cluster up`");
+    }
+    let dir = layout.dir.join("images");
+    fs::create_dir_all(&dir)?;
+    for reference in references {
+        let reference = reference.trim_start_matches("localhost/");
+        let archive = dir.join("load.tar");
+        let _ = fs::remove_file(&archive);
+        let started = Instant::now();
+        cmd::run(
+            podman::command("skopeo")
+                .args(["copy", "--quiet"])
+                .arg(format!("containers-storage:localhost/{reference}"))
+                .arg(format!("docker-archive:{}:{reference}", archive.display())),
+        )?;
+        let mut import = Command::new(tools::dir().join(CONTAINERD.name).join("ctr"));
+        import
+            .arg("--address")
+            .arg(layout.containerd_socket())
+            .args(["--namespace", "k8s.io", "images", "import"])
+            .arg(&archive);
+        quiet(&mut import)?;
+        let _ = fs::remove_file(&archive);
+        eprintln!(
+            "Loaded docker.io/{reference} into the cluster ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
 /// containerd's image list (`ctr images ls -q`) while it runs.
 pub fn listed_images(layout: &Layout) -> Result<String> {
     let mut command = Command::new(tools::dir().join(CONTAINERD.name).join("ctr"));

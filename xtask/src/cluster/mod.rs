@@ -78,6 +78,14 @@ enum Action {
     Down,
     /// Each process with its pid and memory, whether the node and CoreDNS are ready.
     Status,
+    /// Copy images from the local image storage (buildah, podman) into the cluster's
+    /// containerd, where pods find them without a registry (`imagePullPolicy: IfNotPresent`
+    /// or `Never`), e.g. `cluster load kafka-cqrs/third-party-kafka:4.1.1`.
+    Load {
+        /// Image references as buildah tagged them (without `localhost/`).
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
     /// The proof: `up`, a restricted pod from a FROM-scratch image behind a Service,
     /// reached through kube-proxy from the host and from another pod by its DNS name, then
     /// `down` and its check.
@@ -90,11 +98,12 @@ enum Action {
 
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new();
-    match args.command {
+    match &args.command {
         Action::Up => up(&layout).map(|_| ()),
+        Action::Load { images } => build::load(&layout, images),
         Action::Down => down(&layout),
         Action::Status => status(&layout),
-        Action::Test { keep } => proof::run(&layout, keep),
+        Action::Test { keep } => proof::run(&layout, *keep),
     }
 }
 

@@ -247,10 +247,10 @@ fn jre_image(dir: &Path) -> Result<String> {
         debstrap
             .args(["-n", "10", "mmdebstrap", "--mode=root", "--variant=minbase", "--format=tar"])
             .arg(format!("--include={DEBIAN_PACKAGES}"))
-            // Documentation and translations are of no use in an image.
+            // Documentation and translations are of no use in an image. (Not the manual
+            // pages: the JRE's postinst links its own into /usr/share/man/man1.)
             .args([
                 "--dpkgopt=path-exclude=/usr/share/doc/*",
-                "--dpkgopt=path-exclude=/usr/share/man/*",
                 "--dpkgopt=path-exclude=/usr/share/locale/*",
             ])
             // The users of the upstream images, with their ids.
@@ -347,4 +347,72 @@ fn smoke(built: &[StandIn]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `runAsUser` of the manifest that runs `image`, and the `USER` of the stand-in's
+    /// Containerfile: they must agree, or the pod runs as a user the image does not know.
+    #[test]
+    fn each_stand_in_runs_as_the_user_its_manifest_names() {
+        for (manifest, standin) in [
+            ("kafka.yaml", "kafka"),
+            ("cassandra.yaml", "cassandra"),
+            ("prometheus.yaml", "prometheus"),
+            ("jaeger.yaml", "jaeger"),
+        ] {
+            let text = fs::read_to_string(
+                paths::root()
+                    .join("deployment/kubernetes/base")
+                    .join(manifest),
+            )
+            .unwrap();
+            let uid = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("runAsUser:"))
+                .unwrap_or_else(|| panic!("{manifest} names no runAsUser"))
+                .trim()
+                .to_owned();
+            let containerfile =
+                fs::read_to_string(source(&format!("{standin}/Containerfile"))).unwrap();
+            let user = containerfile
+                .lines()
+                .find_map(|l| l.strip_prefix("USER "))
+                .unwrap_or_else(|| panic!("the {standin} stand-in sets no USER"));
+            assert_eq!(
+                user.split(':').next(),
+                Some(uid.as_str()),
+                "{manifest} runs as {uid}, the {standin} stand-in as {user}"
+            );
+        }
+    }
+
+    /// The programs and paths the manifests call exist in the stand-ins' files.
+    #[test]
+    fn the_paths_the_manifests_call_are_provided() {
+        let base = paths::root().join("deployment/kubernetes/base");
+        let kafka = fs::read_to_string(base.join("kafka.yaml")).unwrap();
+        for script in ["kafka-storage.sh", "kafka-server-start.sh"] {
+            assert!(kafka.contains(&format!("/opt/kafka/bin/{script}")));
+            assert!(source(&format!("kafka/bin/{script}")).exists(), "{script}");
+        }
+        let cassandra = fs::read_to_string(base.join("cassandra.yaml")).unwrap();
+        assert!(cassandra.contains("/etc/cassandra/"));
+        let containerfile = fs::read_to_string(source("cassandra/Containerfile")).unwrap();
+        assert!(containerfile.contains("COPY conf/ /etc/cassandra/"));
+        // The environment the manifest sets is what the entrypoint and script read.
+        let entrypoint = fs::read_to_string(source("cassandra/docker-entrypoint.sh")).unwrap()
+            + &fs::read_to_string(source("cassandra/bin/cassandra")).unwrap();
+        for variable in ["MAX_HEAP_SIZE", "HEAP_NEWSIZE", "JVM_EXTRA_OPTS"] {
+            assert!(
+                cassandra.contains(variable) && entrypoint.contains(variable),
+                "{variable}"
+            );
+        }
+        for name in ["cluster_name", "endpoint_snitch"] {
+            assert!(entrypoint.contains(name), "{name}");
+        }
+    }
 }
