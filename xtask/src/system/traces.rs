@@ -146,6 +146,26 @@ pub fn stop() -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `up` names no Jaeger UI: the local build has none, and its port answers with a
+    /// placeholder page. The line names the gateway's look-up route, which answers.
+    #[test]
+    fn the_summary_names_the_trace_route_not_a_ui() {
+        let local = format!("http://127.0.0.1:{OTLP_HTTP_PORT}");
+        let line = summary(platform::gateway::LOCAL_URL, &local);
+        let route = format!(
+            "{}{}/api/traces/",
+            platform::gateway::LOCAL_URL,
+            platform::gateway::TRACES_PREFIX
+        );
+        assert!(line.starts_with(&route), "{line}");
+        assert!(!line.contains(&UI_PORT.to_string()), "{line}");
+        let elsewhere = summary(platform::gateway::LOCAL_URL, "http://collector:4318");
+        assert_eq!(
+            elsewhere,
+            "exported to http://collector:4318 (OTEL_EXPORTER_OTLP_ENDPOINT)"
+        );
+    }
+
     /// The committed configuration listens on loopback, on exactly the ports xtask checks
     /// and the services export to, and bounds the in-memory store.
     #[test]
