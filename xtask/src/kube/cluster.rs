@@ -523,7 +523,7 @@ fn rand_u128() -> Result<u128> {
 /// real apiserver, first checked by the server (`--dry-run=server --warnings-as-errors`,
 /// Pod Security `restricted`), then deployed onto simulated nodes with the code of `cargo
 /// xtask deploy` until every Deployment and StatefulSet is ready and every Job complete,
-/// deployed again with other images (so changed Jobs), and removed again with the code of
+/// deployed again with its Jobs changed, and removed again with the code of
 /// `cargo xtask undeploy`. Also proves that the server-side check rejects what it must, so
 /// that its passing means something.
 pub fn test(overlay: &str) -> Result<()> {
@@ -582,25 +582,27 @@ pub fn test(overlay: &str) -> Result<()> {
     }
 
     // Phase 2: controllers, scheduler and simulated nodes; then what `deploy` runs, twice:
-    // the second time with other images, so that its Jobs change (a Job's pod template is
-    // immutable) after they completed.
+    // the second time with the Jobs' pod templates changed (a Job's template is immutable)
+    // after they completed, as a new release changes them.
     cluster.start_nodes(3)?;
     let kubectl = Kubectl::new(Some(cluster.kubeconfig()), Some(CONTEXT))?;
     let deploying = Instant::now();
     let timeout = Duration::from_secs(300);
     // A tag of its own proves that deploy runs the images it was told to.
-    super::apply(
-        &kubectl,
-        &super::build_tagged(overlay, "cluster-test")?,
-        timeout,
-    )?;
+    let tagged = super::build_tagged(overlay, "cluster-test")?;
+    super::apply(&kubectl, &tagged, timeout)?;
     let deployed = deploying.elapsed();
-    super::apply(
-        &kubectl,
-        &super::build_tagged(overlay, "cluster-test-2")?,
-        timeout,
-    )
-    .context("a second deploy, whose Jobs changed, fails")?;
+    let mut changed = String::new();
+    for mut object in super::parse(&tagged)? {
+        if object["kind"] == "Job" {
+            object["spec"]["template"]["metadata"]["annotations"]["kafka-cqrs/release"] =
+                serde_json::json!("2");
+        }
+        // As JSON, which YAML reads as it is: strings stay strings ("true", "off").
+        changed.push_str(&format!("---\n{object}\n"));
+    }
+    super::apply(&kubectl, &changed, timeout)
+        .context("a second deploy, whose Jobs changed, fails")?;
     // Read back, independently of kubectl's rollout status: every workload has all its
     // replicas ready.
     let workloads: serde_json::Value = serde_json::from_str(&quiet(cluster.kubectl().args([
@@ -631,8 +633,8 @@ pub fn test(overlay: &str) -> Result<()> {
         "All {} Deployments and StatefulSets report every replica ready.",
         workloads.len()
     );
-    // The pods that stay (not those of the first deploy on their way out) run the images
-    // of the second, the Jobs' pods included.
+    // The pods that stay (not those of the first Jobs on their way out) run the images of
+    // the deploy, the Jobs' pods included.
     let pods: serde_json::Value = serde_json::from_str(&quiet(
         cluster
             .kubectl()
@@ -647,9 +649,9 @@ pub fn test(overlay: &str) -> Result<()> {
         .filter(|i| i.starts_with("kafka-cqrs/"))
         .collect();
     if !ours.iter().any(|i| i.starts_with("kafka-cqrs/persister:"))
-        || ours.iter().any(|i| !i.ends_with(":cluster-test-2"))
+        || ours.iter().any(|i| !i.ends_with(":cluster-test"))
     {
-        bail!("the pods do not run the project's images of the second deploy: {ours:?}");
+        bail!("the pods do not run the project's images tagged by the deploy: {ours:?}");
     }
     let memory = cluster.memory();
 

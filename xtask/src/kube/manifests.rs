@@ -147,7 +147,7 @@ fn http_env(port: u16) -> Vec<(String, String)> {
 /// The environment of a service: where its servers are (by its role in the CQRS split; a
 /// test checks this against the variables its configuration reads), its port and its
 /// telemetry.
-pub fn service_env(service: &Service) -> Vec<(String, String)> {
+fn service_env(service: &Service) -> Vec<(String, String)> {
     let mut env = http_env(service.port);
     if matches!(service.role, Role::Command | Role::Projection | Role::Push) {
         env.push((
