@@ -88,6 +88,9 @@ fn is_minikube(kubectl: &Kubectl) -> bool {
 fn kubectl(target: &Target) -> Result<Kubectl> {
     Kubectl::new(target.kubeconfig.as_deref(), target.context.as_deref())
 }
+
+/// `cargo xtask deploy`: the overlay with this checkout's images, its Jobs run afresh
+/// (`kube::apply`), every rollout waited for, then where to open what.
 pub fn run(args: &Args) -> Result<()> {
     if args.test_cluster {
         return cluster::test(&args.overlay);
