@@ -199,6 +199,10 @@ state = "{d}/state"
   # Images come only from `ctr images import`; the sandbox image is never pulled.
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "{sandbox_image}"
+  # Every registry is this machine's closed port (see `registry_hosts`): an image that
+  # was not imported fails at once, and no name is looked up off this machine.
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{d}/registry"
 
 [plugins."io.containerd.cri.v1.runtime"]
   # Nothing on this machine may lower its oom_score_adj, which the kubelet asks for every
@@ -223,6 +227,16 @@ state = "{d}/state"
         conf_dir = conf_dir.display(),
     )
 }
+
+/// `hosts.toml` for every registry (containerd's `_default`): the only host is a closed
+/// port on loopback (the discard port, where nothing listens here), so a pull of a missing
+/// image fails at once instead of resolving a registry's name in the host's DNS.
+pub const REGISTRY_HOSTS: &str =
+    "# Written by `cargo xtask cluster up`: images are imported, never pulled.
+server = \"http://127.0.0.1:9\"
+[host.\"http://127.0.0.1:9\"]
+  capabilities = [\"pull\", \"resolve\"]
+";
 
 /// The pod network: Debian's CNI bridge plugin on [`BRIDGE`] (which `up` creates with the
 /// node address), addresses from host-local in [`NODE_POD_CIDR`], no masquerading (pod

@@ -301,6 +301,9 @@ fn start(
             layout.dir.join("containerd.toml"),
             config::containerd_toml(layout, &images.pause),
         )?;
+        let registry = layout.containerd_dir().join("registry/_default");
+        fs::create_dir_all(&registry)?;
+        fs::write(registry.join("hosts.toml"), config::REGISTRY_HOSTS)?;
         fs::write(
             layout.cni_conf_dir().join("10-kafka-cqrs.conflist"),
             config::cni_conflist(layout),
@@ -437,9 +440,7 @@ fn start_controllers(layout: &Layout, programs: &build::Programs) -> Result<()> 
             "--node-cidr-mask-size=24",
             "--service-cluster-ip-range",
             SERVICE_CIDR,
-        ])
-        // Volume claims get host-path volumes, like minikube's default storage class.
-        .arg("--enable-hostpath-provisioner");
+        ]);
     spawn(layout, "kube-controller-manager", controllers)?;
     let mut scheduler = Command::new(programs.control_plane.join("kube-scheduler"));
     scheduler
@@ -447,13 +448,39 @@ fn start_controllers(layout: &Layout, programs: &build::Programs) -> Result<()> 
         .arg(layout.component_kubeconfig("scheduler"))
         .args(["--leader-elect=false", "--secure-port=0"]);
     spawn(layout, "kube-scheduler", scheduler)?;
-    // minikube's default storage class, served by the host-path provisioner.
-    apply(
-        layout,
+    apply(layout, &volumes(layout)?)
+}
+
+/// How many volumes the cluster offers, and the size each claims to have.
+const VOLUMES: usize = 24;
+const VOLUME_SIZE: &str = "20Gi";
+
+/// The default storage class `standard` (minikube's name) with local volumes made ahead:
+/// directories under `target/cluster/volumes/`, open to every user, as minikube's
+/// provisioner makes them (the controller-manager's host-path provisioner makes them
+/// root's only, under /tmp, where non-root pods cannot write). A volume is bound once;
+/// a released one stays released until the next `up`.
+fn volumes(layout: &Layout) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut yaml = String::from(
         "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: standard\n  \
          annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"\n\
-         provisioner: kubernetes.io/host-path\n",
-    )
+         provisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: WaitForFirstConsumer\n",
+    );
+    for n in 0..VOLUMES {
+        let dir = layout.dir.join(format!("volumes/pv-{n:02}"));
+        fs::create_dir_all(&dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777))?;
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: local-pv-{n:02}\n\
+             spec:\n  capacity: {{storage: {VOLUME_SIZE}}}\n  accessModes: [ReadWriteOnce]\n  \
+             persistentVolumeReclaimPolicy: Retain\n  storageClassName: standard\n  \
+             local: {{path: {}}}\n  nodeAffinity:\n    required:\n      nodeSelectorTerms:\n      \
+             - matchExpressions:\n        - {{key: kubernetes.io/hostname, operator: In, values: [{NODE}]}}\n",
+            dir.display()
+        ));
+    }
+    Ok(yaml)
 }
 
 fn start_containerd(layout: &Layout, programs: &build::Programs) -> Result<()> {
@@ -764,6 +791,8 @@ mod tests {
         );
         let containerd = config::containerd_toml(&layout, "docker.io/kafka-cqrs/cluster-pause:x");
         assert!(containerd.contains("restrict_oom_score_adj = true"));
+        assert!(containerd.contains("config_path = \"/state/containerd/registry\""));
+        assert!(config::REGISTRY_HOSTS.contains("server = \"http://127.0.0.1:9\""));
         assert!(containerd.contains("sandbox = \"docker.io/kafka-cqrs/cluster-pause:x\""));
         // Everything containerd keeps is under the state directory.
         for line in containerd.lines().filter(|l| l.contains("= \"/")) {
