@@ -26,10 +26,14 @@ pub fn run(layout: &Layout, keep: bool) -> Result<()> {
         "--wait=true",
         "--timeout=60s",
     ]));
-    result?;
     if started_here && !keep {
-        // `down` fails when it finds anything of the cluster left.
-        down(layout)?;
+        // `down` fails when it finds anything of the cluster left; after a failed proof
+        // too, so that a test run leaves nothing (its logs stay in target/cluster/logs).
+        let stopped = down(layout);
+        result?;
+        stopped?;
+    } else {
+        result?;
     }
     println!("\ncluster test passed");
     Ok(())
@@ -70,6 +74,32 @@ fn prove(layout: &Layout) -> Result<()> {
         Ok(()) => bail!("namespace {NAMESPACE} accepted a privileged pod: Pod Security is off"),
     }
 
+    // An image that was never imported is not pulled from anywhere off this machine: the
+    // pull goes to the closed loopback port that stands for every registry.
+    apply(layout, &unimported_pod())?;
+    wait_for(
+        "the pull of an unimported image to fail",
+        Duration::from_secs(30),
+        || {
+            let events = quiet(layout.kubectl().args([
+                "-n",
+                NAMESPACE,
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=unimported,reason=Failed",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]))
+            .unwrap_or_default();
+            if events.contains("registry-1.docker.io") && !events.contains("127.0.0.1:9") {
+                bail!("the cluster tried to pull from Docker Hub: {events}");
+            }
+            Ok(events.contains("127.0.0.1:9"))
+        },
+    )?;
+    eprintln!("  an unimported image fails to pull at 127.0.0.1:9 (no registry is reached)");
+
     // From the host: the ClusterIP exists only in kube-proxy's rules.
     let ip = quiet(layout.kubectl().args([
         "-n",
@@ -80,7 +110,21 @@ fn prove(layout: &Layout) -> Result<()> {
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]))?;
-    let body = http_get(&format!("{ip}:80").parse()?)?;
+    // kube-proxy writes a Service's rules a moment after its endpoint is ready; until then
+    // its rules refuse the connection.
+    let address = format!("{ip}:80").parse()?;
+    let mut body = String::new();
+    wait_for(
+        "kube-proxy to route the Service",
+        Duration::from_secs(15),
+        || match http_get(&address) {
+            Ok(answer) => {
+                body = answer;
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        },
+    )?;
     if !body.starts_with("probe echo-") {
         bail!("the Service echo at {ip}:80 answered {body:?}, not the echo pod");
     }
@@ -262,6 +306,24 @@ spec:
     image: {image}
     imagePullPolicy: Never
     command: [/program, get, "http://{name}/"]
+{restricted}"#,
+        restricted = RESTRICTED.replace("        ", "    ")
+    )
+}
+
+fn unimported_pod() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: unimported
+  namespace: {NAMESPACE}
+spec:
+  automountServiceAccountToken: false
+  containers:
+  - name: unimported
+    image: kafka-cqrs/never-imported:1
+    imagePullPolicy: IfNotPresent
 {restricted}"#,
         restricted = RESTRICTED.replace("        ", "    ")
     )
