@@ -343,7 +343,10 @@ fn smoke(built: &[StandIn]) -> Result<()> {
         eprintln!(
             "  {} runs: {}",
             standin.reference,
-            text.lines().next().unwrap_or("").trim()
+            text.lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
         );
     }
     Ok(())
