@@ -309,12 +309,15 @@ fn bud(name: &str, reference: &str, context: &Path, base: Option<&str>) -> Resul
 fn smoke(built: &[StandIn]) -> Result<()> {
     for standin in built {
         let args: &[&str] = match standin.upstream {
-            "apache/kafka" => &["--entrypoint", "/opt/kafka/bin/kafka-storage.sh"],
-            "cassandra" => &["--entrypoint", "sh"],
+            "apache/kafka" | "cassandra" => &["--entrypoint", "sh"],
             _ => &[],
         };
         let tail: &[&str] = match standin.upstream {
-            "apache/kafka" => &["random-uuid"],
+            "apache/kafka" => &[
+                "-c",
+                "/opt/kafka/bin/kafka-storage.sh random-uuid >/dev/null && \
+                 /opt/kafka/bin/kafka-topics.sh --version",
+            ],
             "cassandra" => &[
                 "-c",
                 "cp -R /etc/cassandra/. /tmp/ && java -cp '/opt/cassandra/lib/*' \
@@ -401,6 +404,10 @@ mod tests {
             assert!(kafka.contains(&format!("/opt/kafka/bin/{script}")));
             assert!(source(&format!("kafka/bin/{script}")).exists(), "{script}");
         }
+        // The topics Job runs its script in the Kafka image.
+        let topics = fs::read_to_string(base.join("jobs/kafka-topics.sh")).unwrap();
+        assert!(topics.contains("/opt/kafka/bin/kafka-topics.sh"));
+        assert!(source("kafka/bin/kafka-topics.sh").exists());
         let cassandra = fs::read_to_string(base.join("cassandra.yaml")).unwrap();
         assert!(cassandra.contains("/etc/cassandra/"));
         let containerfile = fs::read_to_string(source("cassandra/Containerfile")).unwrap();
