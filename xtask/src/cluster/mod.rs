@@ -832,3 +832,9 @@ mod tests {
         assert_eq!(markers.len(), COMPONENTS.len());
     }
 }
+
+/// The step "real cluster" of `cargo xtask test`: `cluster test` on a cluster of its own
+/// (or the running one, left running).
+pub fn test() -> Result<()> {
+    proof::run(&Layout::new(), false)
+}

@@ -31,13 +31,14 @@ pub struct Args {
 
 /// Every step of the full command in its order, and whether `--quick` runs it. README.md's
 /// list of steps names each (a test keeps them in step).
-pub const STEPS: [(&str, bool); 20] = [
+pub const STEPS: [(&str, bool); 21] = [
     ("observability checks", false),
     ("terraform checks", false),
     ("kubernetes static checks", false),
     ("format", true),
     ("clippy", true),
     ("kubernetes cluster test", false),
+    ("real cluster", false),
     ("infrastructure", true),
     ("tests", true),
     ("fault tests (serial)", true),
@@ -167,6 +168,10 @@ pub fn run(args: Args) -> Result<()> {
         steps.run("kubernetes cluster test", &mut || {
             kube::cluster::test(kube::DEFAULT_OVERLAY)
         });
+        // A real one-node cluster (kubelet, containerd, CNI, kube-proxy, CoreDNS): a
+        // restricted pod behind a Service, reached by its ClusterIP and its DNS name; it
+        // stops everything it started and checks that nothing is left.
+        steps.run("real cluster", &mut crate::cluster::test);
         let infra_ok = steps.run("infrastructure", &mut || {
             if infra::is_serving() {
                 eprintln!("Kafka and Cassandra already serve: using them as they are.");
