@@ -740,6 +740,12 @@ fn status(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// The step "real cluster" of `cargo xtask test`: `cluster test` on a cluster of its own
+/// (or the running one, left running).
+pub fn test() -> Result<()> {
+    proof::run(&Layout::new(), false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,10 +837,4 @@ mod tests {
         markers.dedup();
         assert_eq!(markers.len(), COMPONENTS.len());
     }
-}
-
-/// The step "real cluster" of `cargo xtask test`: `cluster test` on a cluster of its own
-/// (or the running one, left running).
-pub fn test() -> Result<()> {
-    proof::run(&Layout::new(), false)
 }
