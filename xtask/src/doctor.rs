@@ -509,7 +509,13 @@ fn core_apt_packages() -> Vec<&'static str> {
             Install::Apt(package) => Some(package),
             _ => None,
         })
-        .collect()
+        .fold(Vec::new(), |mut packages, package| {
+            // One package may hold several tools (iproute2: ss and ip).
+            if !packages.contains(&package) {
+                packages.push(package);
+            }
+            packages
+        })
 }
 
 /// The commands that install `missing`: one apt-get line, rustup lines, and what must be
