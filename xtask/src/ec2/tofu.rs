@@ -198,15 +198,7 @@ impl Tofu {
         let mut command = self.command(env);
         command.args(["output", "-json"]);
         cmd::echo(&command);
-        let output = cmd::output(&mut command)?;
-        if !output.status.success() {
-            bail!(
-                "`{}` failed: {}",
-                cmd::shell_line(&command),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        let text = String::from_utf8_lossy(&output.stdout);
+        let text = cmd::read(&mut command)?;
         if text.trim().is_empty() {
             return Ok(Outputs::default());
         }

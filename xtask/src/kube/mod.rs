@@ -109,16 +109,7 @@ fn kustomize(path: &Path) -> Result<String> {
         .args(["build", "--load-restrictor", "LoadRestrictionsNone"])
         .arg(path);
     cmd::echo(&command);
-    let output = cmd::output(&mut command)?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed ({}):\n{}",
-            cmd::shell_line(&command),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    String::from_utf8(output.stdout).context("kustomize's output is not UTF-8")
+    cmd::read(&mut command)
 }
 
 /// The rendered manifests of `overlay` (`kustomize build`), as one multi-document YAML.
@@ -268,15 +259,7 @@ impl Kubectl {
     pub fn quiet(&self, args: &[&str]) -> Result<String> {
         let mut command = self.command();
         command.args(args);
-        let output = cmd::output(&mut command)?;
-        if !output.status.success() {
-            bail!(
-                "`{}` failed: {}",
-                cmd::shell_line(&command),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        cmd::read(&mut command)
     }
 
     /// Echoes and runs kubectl with `yaml` on stdin; fails with its stderr.
