@@ -101,7 +101,8 @@ enum Command {
     /// A real one-node Kubernetes on this machine (context kafka-cqrs-local): etcd, the
     /// control plane, containerd with runc, a kubelet, kube-proxy, CNI bridge networking and
     /// CoreDNS, all built here from pinned sources; `up`, `down` (checks that nothing is
-    /// left), `status`, `test` (restricted pod, Service, DNS). Needs root.
+    /// left), `status`, `load` (images into it), `test` (restricted pod, Service, DNS).
+    /// Needs root.
     Cluster(cluster::Args),
     /// Start, stop or restart one service of the running system.
     Service {
