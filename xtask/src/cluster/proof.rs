@@ -18,21 +18,23 @@ const NAMESPACE: &str = "cluster-proof";
 pub fn run(layout: &Layout, keep: bool) -> Result<()> {
     let started_here = up(layout)?;
     let result = prove(layout);
-    let _ = quiet(layout.kubectl().args([
-        "delete",
-        "namespace",
-        NAMESPACE,
-        "--ignore-not-found",
-        "--wait=true",
-        "--timeout=60s",
-    ]));
     if started_here && !keep {
         // `down` fails when it finds anything of the cluster left; after a failed proof
         // too, so that a test run leaves nothing (its logs stay in target/cluster/logs).
+        // It deletes every pod itself: no need to wait for the namespace to go first.
         let stopped = down(layout);
         result?;
         stopped?;
     } else {
+        // The cluster stays: take the proof's objects away.
+        let _ = quiet(layout.kubectl().args([
+            "delete",
+            "namespace",
+            NAMESPACE,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+        ]));
         result?;
     }
     println!("\ncluster test passed");
