@@ -31,12 +31,15 @@ pub struct Target {
 #[command(after_help = "On minikube (context `minikube`):\n  \
     minikube start --cpus 4 --memory 8g\n  \
     cargo xtask deploy --load-images     # enables the ingress addon, loads the images\n\
-    Remove it again with `cargo xtask undeploy`.")]
+    On the real cluster of this machine (`cargo xtask cluster up`):\n  \
+    cargo xtask deploy --context kafka-cqrs-local --overlay local-cluster --load-images\n\
+    Remove it again with `cargo xtask undeploy` (with the same --context and --overlay).")]
 pub struct Args {
     #[command(flatten)]
     pub target: Target,
-    /// Build the images and load them into minikube first (`cargo xtask image --load
-    /// minikube`); minikube contexts only.
+    /// Build the images and load them into the cluster first: into minikube (`cargo xtask
+    /// image --load minikube`), or into the local cluster's containerd with the
+    /// third-party stand-ins (`cargo xtask image`, `image --third-party`, `cluster load`).
     #[arg(long)]
     pub load_images: bool,
     /// The overlay under deployment/kubernetes/overlays to apply.
@@ -84,9 +87,45 @@ fn is_minikube(kubectl: &Kubectl) -> bool {
             .is_ok_and(|ext| ext.contains("context_info"))
 }
 
-/// kubectl on the context `target` names.
+/// kubectl on the context `target` names. The local cluster's context is found in its own
+/// kubeconfig (target/cluster/kubeconfig) unless a kubeconfig is named.
 fn kubectl(target: &Target) -> Result<Kubectl> {
-    Kubectl::new(target.kubeconfig.as_deref(), target.context.as_deref())
+    let local = target.context.as_deref() == Some(crate::cluster::CONTEXT)
+        && target.kubeconfig.is_none()
+        && std::env::var_os("KUBECONFIG").is_none();
+    let kubeconfig = if local {
+        let file = crate::cluster::Layout::new().kubeconfig();
+        if !file.is_file() {
+            bail!(
+                "the local cluster has no kubeconfig ({}): start it with `cargo xtask cluster up`",
+                paths::display(&file)
+            );
+        }
+        Some(file)
+    } else {
+        target.kubeconfig.clone()
+    };
+    Kubectl::new(kubeconfig.as_deref(), target.context.as_deref())
+}
+
+/// Whether `kubectl`'s context is the local cluster's (`cargo xtask cluster`).
+fn is_local_cluster(kubectl: &Kubectl) -> bool {
+    kubectl.context == crate::cluster::CONTEXT
+}
+
+/// Builds the project's images and the third-party stand-ins and loads them into the local
+/// cluster's containerd (no registry: pods find them there).
+fn load_into_local_cluster() -> Result<()> {
+    let mut references: Vec<String> = crate::image::build(crate::image::DEFAULT_PROFILE)?
+        .into_iter()
+        .map(|built| built.reference)
+        .collect();
+    references.extend(
+        crate::image::third_party::build()?
+            .into_iter()
+            .map(|stand_in| stand_in.reference),
+    );
+    crate::cluster::load(&references)
 }
 
 /// `cargo xtask deploy`: the overlay with this checkout's images, its Jobs run afresh
@@ -118,10 +157,21 @@ pub fn run(args: &Args) -> Result<()> {
             let xtask = crate::paths::xtask_program().context("cannot find the xtask program")?;
             cmd::run(Command::new(xtask).args(["image", "--load", "minikube"]))?;
         }
+    } else if is_local_cluster(&kubectl) {
+        if args.overlay == kube::DEFAULT_OVERLAY {
+            eprintln!(
+                "note: the local cluster cannot pull the official images the overlay `{}` \
+                 names; `--overlay local-cluster` runs the stand-ins",
+                args.overlay
+            );
+        }
+        if args.load_images {
+            load_into_local_cluster()?;
+        }
     } else if args.load_images {
         bail!(
-            "--load-images loads the images into minikube, but `{}` is not a minikube \
-             context. Push the images to a registry the cluster pulls from instead",
+            "--load-images loads the images into minikube or the local cluster, but `{}` is \
+             neither. Push the images to a registry the cluster pulls from instead",
             kubectl.context
         );
     }
@@ -140,7 +190,88 @@ pub fn run(args: &Args) -> Result<()> {
         kubectl.context,
         started.elapsed().as_secs_f64()
     );
+    if is_local_cluster(&kubectl) {
+        return serve_local_cluster(&kubectl);
+    }
     print_urls(&kubectl, minikube)
+}
+
+/// The local cluster has no ingress controller (ingress-nginx is not built here): the
+/// local gateway's nginx configuration, pointed at the Services' cluster addresses (which
+/// this machine reaches through kube-proxy), serves the routes on a port of its own. Prints
+/// it, and the e2e command with every address the suite needs besides the gateway.
+fn serve_local_cluster(kubectl: &Kubectl) -> Result<()> {
+    let ns = kube::NAMESPACE;
+    let services = kubectl.quiet(&[
+        "-n",
+        ns,
+        "get",
+        "services",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.clusterIP}{\"\\n\"}{end}",
+    ])?;
+    let address = |name: &str| -> Result<String> {
+        services
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map(str::to_owned)
+            .with_context(|| format!("the namespace {ns} has no Service {name}"))
+    };
+    let jaeger = format!(
+        "{}:{}",
+        address("jaeger")?,
+        platform::observability::JAEGER_QUERY_PORT
+    );
+    let mut upstreams = vec![("jaeger".to_owned(), jaeger.clone())];
+    let mut variables = vec![
+        format!(
+            "CQRS_PROMETHEUS=http://{}:{}",
+            address("prometheus")?,
+            platform::observability::PROMETHEUS_PORT
+        ),
+        format!("CQRS_JAEGER=http://{jaeger}"),
+    ];
+    for service in platform::SERVICES {
+        let at = format!("{}:{}", address(service.name)?, service.port);
+        if service.route.is_some() {
+            upstreams.push((service.name.to_owned(), at.clone()));
+        }
+        variables.push(format!(
+            "CQRS_{}_URL=http://{at}",
+            service.name.to_uppercase()
+        ));
+    }
+    // Each notifier pod by its own address: the e2e suite hops a stream across replicas.
+    let pods = kubectl.quiet(&[
+        "-n",
+        ns,
+        "get",
+        "pods",
+        "-l",
+        &format!("app.kubernetes.io/name={}", platform::NOTIFIER.name),
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ])?;
+    let notifiers: Vec<String> = pods
+        .split_whitespace()
+        .map(|ip| format!("http://{ip}:{}", platform::NOTIFIER.port))
+        .collect();
+    variables.push(format!("CQRS_NOTIFIER_URLS={}", notifiers.join(",")));
+    let gateway = crate::system::Gateway::for_cluster(upstreams);
+    gateway.start()?;
+    let url = gateway.url();
+    println!("\ngateway: {url}");
+    println!("  GUI       {url}{}/", platform::gateway::GUI_PREFIX);
+    println!(
+        "e2e: {} cargo xtask e2e --gateway {url}",
+        variables.join(" ")
+    );
+    println!(
+        "  (the gateway runs on this machine: nginx with deployment/local/nginx/nginx.conf, \
+         pointed at the Services; `cargo xtask undeploy --context {}` stops it)",
+        kubectl.context
+    );
+    Ok(())
 }
 
 /// `cargo xtask undeploy`: deletes what `deploy` applied, the namespace with everything in
@@ -153,6 +284,9 @@ pub fn undeploy(args: &UndeployArgs) -> Result<()> {
         "Deleting the overlay `{overlay}` from the context `{}`...",
         kubectl.context
     );
+    if is_local_cluster(&kubectl) {
+        crate::system::Gateway::for_cluster(Vec::new()).stop()?;
+    }
     kube::delete(&kubectl, &manifests)?;
     eprintln!(
         "Deleted: namespace {} and everything in it.",
@@ -206,7 +340,8 @@ fn print_urls(kubectl: &Kubectl, minikube: bool) -> Result<()> {
             }
         }
     };
-    println!("\n  GUI       {gateway}{}/", platform::gateway::GUI_PREFIX);
+    println!("\ngateway: {gateway}");
+    println!("  GUI       {gateway}{}/", platform::gateway::GUI_PREFIX);
     println!(
         "  API       {gateway}/producer/documents, {gateway}/reader/documents/{{id}}, {gateway}/notifier/documents"
     );

@@ -148,7 +148,6 @@ pub fn service(name: &str) -> Option<&'static Service> {
     SERVICES.iter().copied().find(|s| s.name == name)
 }
 
-/// The gateway (nginx locally, ingress-nginx in Kubernetes).
 /// Where a launcher runs one replica of a service: what every launcher (the local
 /// processes of `cargo xtask up`, its podman containers, the Kubernetes pods, the fault
 /// harness) tells it through [`Service::environment`], so that a service's environment is
@@ -201,6 +200,7 @@ impl Service {
     }
 }
 
+/// The gateway (nginx locally, ingress-nginx in Kubernetes).
 pub mod gateway {
     /// The local gateway's port (`cargo xtask up`).
     pub const LOCAL_PORT: u16 = 8080;
@@ -208,6 +208,9 @@ pub mod gateway {
     pub const LOCAL_URL: &str = "http://127.0.0.1:8080";
     /// The ingress's port in a cluster.
     pub const CLUSTER_PORT: u16 = 80;
+    /// The gateway on this machine in front of the local cluster's Services (`cargo xtask
+    /// deploy --context kafka-cqrs-local`), which has no ingress controller.
+    pub const LOCAL_CLUSTER_PORT: u16 = 8090;
     /// Where the browser GUI is served.
     pub const GUI_PREFIX: &str = "/gui";
     /// The GUI's static files are served by this name in a cluster (its image and Service).
@@ -364,6 +367,7 @@ mod tests {
             .collect();
         ports.extend([
             gateway::LOCAL_PORT,
+            gateway::LOCAL_CLUSTER_PORT,
             gateway::GUI_PORT,
             kafka::PORT,
             cassandra::PORT,

@@ -740,6 +740,12 @@ fn status(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Copies images from the local image storage into the running cluster's containerd
+/// (`cargo xtask deploy --load-images` on the context kafka-cqrs-local).
+pub fn load(references: &[String]) -> Result<()> {
+    build::load(&Layout::new(), references)
+}
+
 /// The step "real cluster" of `cargo xtask test`: `cluster test` on a cluster of its own
 /// (or the running one, left running).
 pub fn test() -> Result<()> {

@@ -118,6 +118,7 @@ pub fn services_build(release: bool) -> Result<()> {
     services::build(release)
 }
 
+pub use gateway::Gateway;
 pub use services::{local_environment, probe};
 
 /// Whether every service and the gateway run and answer.
