@@ -668,11 +668,18 @@ pub fn down(layout: &Layout) -> Result<()> {
         if component.name == "containerd" {
             build::kill_tasks(layout);
         }
+        // The apiserver stops serving at once on SIGTERM but its process often lingers
+        // (its watch cache keeps asking the storage); it keeps no state of its own.
+        let grace = if component.name == "kube-apiserver" {
+            3
+        } else {
+            10
+        };
         process::stop(
             component.name,
             &component.marker(layout),
             Signal::SIGTERM,
-            Duration::from_secs(10),
+            Duration::from_secs(grace),
         )?;
     }
     host::clean(layout)?;
