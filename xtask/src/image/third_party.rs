@@ -287,6 +287,20 @@ fn quiet_podman(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The id of a local image, if it exists.
+fn image_id(reference: &str) -> Option<String> {
+    let output = cmd::output(podman::command("podman").args([
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        &format!("localhost/{reference}"),
+    ]))
+    .ok()?;
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !id.is_empty()).then_some(id)
+}
+
 /// `buildah bud` of `deployment/cluster/third-party/<name>/Containerfile` in `context`.
 fn bud(name: &str, reference: &str, context: &Path, base: Option<&str>) -> Result<String> {
     let took = Instant::now();
@@ -299,7 +313,15 @@ fn bud(name: &str, reference: &str, context: &Path, base: Option<&str>) -> Resul
         bud.arg("--build-arg").arg(format!("BASE=localhost/{base}"));
     }
     bud.arg(context);
+    let before = image_id(reference);
     cmd::run(bud.stdout(Stdio::null()))?;
+    // The image the tag named before is now nameless: remove it, or every build leaves
+    // hundreds of MB behind.
+    if let Some(old) = before
+        && image_id(reference).is_some_and(|new| new != old)
+    {
+        let _ = quiet_podman(&["rmi", &old]);
+    }
     eprintln!("{reference}: built in {:.1}s", took.elapsed().as_secs_f64());
     Ok(reference.to_owned())
 }
