@@ -372,7 +372,9 @@ pub const TOOLS: &[Tool] = &[
         name: "mmdebstrap",
         probe: Probe::Program("mmdebstrap", &["--version"]),
         minimum: None,
-        needed_by: &[Image],
+        // The stand-ins are for the local cluster (`deploy --context kafka-cqrs-local
+        // --load-images`); minikube and EC2 pull the official images.
+        needed_by: &[Cluster],
         install: Install::Apt("mmdebstrap"),
         sometimes: true,
         why: "`image --third-party`: the Debian rootfs of the Kafka and Cassandra stand-ins",
