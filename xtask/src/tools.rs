@@ -106,6 +106,77 @@ fn require_go(what: &str) -> Result<()> {
     Ok(())
 }
 
+/// A Go build with cgo switches and build tags (which [`GoTool`] does not know), always into
+/// a directory of programs: the local cluster's node, containerd, CoreDNS and the
+/// stand-ins' programs.
+/// rebuilt only when the pinning `go.sum`, the packages or the switches change.
+pub struct GoBuild {
+    pub name: &'static str,
+    pub module_dir: &'static str,
+    pub packages: &'static [&'static str],
+    /// `CGO_ENABLED`: "1" for containerd (as its own release builds), "0" for a program
+    /// that must be static for a FROM-scratch image.
+    pub cgo: &'static str,
+    pub tags: &'static str,
+    pub ldflags: &'static str,
+    pub cold_build: &'static str,
+}
+
+impl GoBuild {
+    pub fn ensure(&self) -> Result<PathBuf> {
+        let module = paths::root().join(self.module_dir);
+        let sum = fs::read_to_string(module.join("go.sum"))
+            .with_context(|| format!("cannot read {}/go.sum", self.module_dir))?;
+        let mut sources = String::new();
+        if self.packages.iter().any(|p| p.starts_with("./")) {
+            // The module's own programs: their sources are part of the key.
+            for package in self.packages {
+                for entry in fs::read_dir(module.join(package))? {
+                    sources.push_str(&fs::read_to_string(entry?.path())?);
+                }
+            }
+        }
+        let key = format!(
+            "{sum}\n{}\n{} {} {}\n{sources}",
+            self.packages.join(" "),
+            self.cgo,
+            self.tags,
+            self.ldflags
+        );
+        let out = dir().join(self.name);
+        let stamp = dir().join(format!("{}.stamp", self.name));
+        if out.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
+            return Ok(out);
+        }
+        eprintln!(
+            "    building {} from the Go module proxy, pinned in {}/go.mod ({} cold)...",
+            self.name, self.module_dir, self.cold_build
+        );
+        let started = Instant::now();
+        fs::create_dir_all(&out)?;
+        // At low priority: the machine is shared with the tests and people's shells.
+        let mut go = Command::new("nice");
+        go.args(["-n", "10", "go", "build", "-trimpath"])
+            .current_dir(&module)
+            .env("CGO_ENABLED", self.cgo);
+        if !self.tags.is_empty() {
+            go.args(["-tags", self.tags]);
+        }
+        go.arg(format!("-ldflags={}", self.ldflags))
+            .arg("-o")
+            .arg(format!("{}/", out.display()))
+            .args(self.packages);
+        cmd::run(&mut go)?;
+        fs::write(&stamp, key)?;
+        eprintln!(
+            "    built {} in {:.0}s",
+            self.name,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(out)
+    }
+}
+
 /// A Python program from PyPI, pinned as `requirement` (`name==version`), installed into
 /// the shared virtual environment `target/tools/venv` (or one of its own, [`Self::ensure_in`]).
 #[derive(Debug, Clone, Copy)]

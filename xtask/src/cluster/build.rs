@@ -8,26 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{Layout, quiet};
 use crate::image::podman;
 use crate::kube::{self, KUBECTL};
+use crate::tools::GoBuild;
 use crate::{cmd, paths, tools};
-
-/// A Go build of its own (the shared `GoTool` knows neither cgo switches nor build tags):
-/// rebuilt only when the pinning `go.sum`, the packages or the switches change.
-pub struct GoBuild {
-    pub name: &'static str,
-    pub module_dir: &'static str,
-    pub packages: &'static [&'static str],
-    /// `CGO_ENABLED`: "1" for containerd (as its own release builds), "0" for a program
-    /// that must be static for a FROM-scratch image.
-    pub cgo: &'static str,
-    pub tags: &'static str,
-    pub ldflags: &'static str,
-    pub cold_build: &'static str,
-}
 
 const CONTAINERD: GoBuild = GoBuild {
     name: "containerd",
@@ -79,61 +66,6 @@ const IMAGE_PROGRAMS: GoBuild = GoBuild {
     ldflags: "-s -w",
     cold_build: "seconds",
 };
-
-impl GoBuild {
-    pub fn ensure(&self) -> Result<PathBuf> {
-        let module = paths::root().join(self.module_dir);
-        let sum = fs::read_to_string(module.join("go.sum"))
-            .with_context(|| format!("cannot read {}/go.sum", self.module_dir))?;
-        let mut sources = String::new();
-        if self.packages.iter().any(|p| p.starts_with("./")) {
-            // The module's own programs: their sources are part of the key.
-            for package in self.packages {
-                for entry in fs::read_dir(module.join(package))? {
-                    sources.push_str(&fs::read_to_string(entry?.path())?);
-                }
-            }
-        }
-        let key = format!(
-            "{sum}\n{}\n{} {} {}\n{sources}",
-            self.packages.join(" "),
-            self.cgo,
-            self.tags,
-            self.ldflags
-        );
-        let out = tools::dir().join(self.name);
-        let stamp = tools::dir().join(format!("{}.stamp", self.name));
-        if out.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == key) {
-            return Ok(out);
-        }
-        eprintln!(
-            "    building {} from the Go module proxy, pinned in {}/go.mod ({} cold)...",
-            self.name, self.module_dir, self.cold_build
-        );
-        let started = Instant::now();
-        fs::create_dir_all(&out)?;
-        // At low priority: the machine is shared with the tests and people's shells.
-        let mut go = Command::new("nice");
-        go.args(["-n", "10", "go", "build", "-trimpath"])
-            .current_dir(&module)
-            .env("CGO_ENABLED", self.cgo);
-        if !self.tags.is_empty() {
-            go.args(["-tags", self.tags]);
-        }
-        go.arg(format!("-ldflags={}", self.ldflags))
-            .arg("-o")
-            .arg(format!("{}/", out.display()))
-            .args(self.packages);
-        cmd::run(&mut go)?;
-        fs::write(&stamp, key)?;
-        eprintln!(
-            "    built {} in {:.0}s",
-            self.name,
-            started.elapsed().as_secs_f64()
-        );
-        Ok(out)
-    }
-}
 
 /// Where the built programs are.
 #[derive(Debug)]

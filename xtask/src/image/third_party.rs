@@ -19,8 +19,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::podman;
-use crate::cluster::build::GoBuild;
 use crate::infra::fetch::pom_property;
+use crate::tools::GoBuild;
 use crate::{cmd, paths, tools};
 
 /// Prometheus of the manifests' version (v3.5.0 is the Go module's v0.305.0).
