@@ -196,7 +196,11 @@ async fn all_addresses_together_hold_at_most_the_local_gateways_streams() {
 #[tokio::test]
 async fn the_notifier_holds_its_streams_then_answers_429() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let Some(base) = e2e::service_url(&platform::NOTIFIER) else {
+    // One notifier replica, by its own address: a Service in front of several spreads the
+    // streams across them, each with its own cap.
+    let Some(base) =
+        e2e::replica_urls(&platform::NOTIFIER).and_then(|urls| urls.into_iter().next())
+    else {
         return;
     };
     let url = reqwest::Url::parse(&base).unwrap();
