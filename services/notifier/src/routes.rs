@@ -338,7 +338,8 @@ async fn listen(
 }
 
 /// The `Document-Position` of the request (header, else the `position` parameter), checked
-/// against the topic's partitions.
+/// against the topic's partitions. Each one given is checked, also the one the other wins
+/// over: a malformed position is a client's error wherever it stands.
 fn document_position(
     headers: &HeaderMap,
     query: Option<&str>,
@@ -348,9 +349,17 @@ fn document_position(
         .get(events::position::HEADER)
         .map(|value| value.to_str().unwrap_or("\u{fffd}").to_owned());
     // Present but empty is malformed too: only an absent position means none.
-    let Some(text) = header.as_deref().or(query) else {
-        return Ok(None);
-    };
+    let from_query = query
+        .map(|text| checked_position(text, partitions))
+        .transpose()?;
+    match header {
+        Some(text) => checked_position(&text, partitions).map(Some),
+        None => Ok(from_query),
+    }
+}
+
+/// `text` as a position of one of the topic's `partitions`, or a 400 that says why.
+fn checked_position(text: &str, partitions: usize) -> Result<events::position::Position, ApiError> {
     let position = events::position::Position::parse(text)
         .map_err(|error| ApiError::new(ProblemKind::InvalidParameter, error.to_string()))?;
     if usize::try_from(position.partition).map_or(true, |p| p >= partitions) {
@@ -362,7 +371,7 @@ fn document_position(
             ),
         ));
     }
-    Ok(Some(position))
+    Ok(position)
 }
 
 /// Waits, for a bounded time, until this notifier has read up to `requested`, where Kafka

@@ -416,6 +416,14 @@ async fn a_document_position_starts_the_stream_right_after_that_event() {
             .unwrap();
         assert_eq!(response.status(), 400, "{bad:?}");
         assert_eq!(response.headers()["content-type"], mime::PROBLEM);
+        // Also where a valid header would win over it (schemathesis found it accepted).
+        let response = testkit::http()
+            .get(format!("{}/documents?position={bad}", app.address))
+            .header("Document-Position", format!("{partition}:0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad:?} beside a valid header");
     }
 }
 
