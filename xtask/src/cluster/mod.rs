@@ -574,15 +574,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
 
 /// Runs `command` quietly; its trimmed stdout, or an error with its stderr.
 pub fn quiet(command: &mut Command) -> Result<String> {
-    let output = cmd::output(command)?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed: {}",
-            cmd::shell_line(command),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    cmd::read(command).map(|out| out.trim().to_owned())
 }
 
 /// `kubectl apply -f -` of `yaml`.

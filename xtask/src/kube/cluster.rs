@@ -756,15 +756,7 @@ fn bad_manifests(ns: &str) -> Vec<(&'static str, String, &'static str)> {
 
 /// Runs `command` quietly; its trimmed stdout, or an error with its stderr.
 fn quiet(command: &mut Command) -> Result<String> {
-    let output = cmd::output(command)?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed: {}",
-            cmd::shell_line(command),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    cmd::read(command).map(|out| out.trim().to_owned())
 }
 
 #[cfg(test)]
